@@ -1,0 +1,486 @@
+//! The XOR ("Gorilla") float chunk, bit-identical to Prometheus's encoding 1.
+
+use std::fmt;
+
+use super::ChunkError;
+use super::bstream::{BitReader, BitWriter, put_uvarint, unzigzag, zigzag};
+use crate::sample::Sample;
+
+/// Size of the sample-count header at the start of every XOR chunk.
+const HEADER_LEN: usize = 2;
+/// Sentinel for "no leading/trailing window chosen yet" (same as Prometheus).
+const UNSET: u8 = 0xff;
+
+/// An XOR-encoded float chunk that owns its bytes (header included, encoding byte excluded).
+#[derive(Clone, PartialEq, Eq)]
+pub struct XorChunk {
+    w: BitWriter,
+    num: u16,
+    first_t: i64,
+    t: i64,
+    v_bits: u64,
+    t_delta: u64,
+    leading: u8,
+    trailing: u8,
+}
+
+impl Default for XorChunk {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for XorChunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XorChunk")
+            .field("num_samples", &self.num)
+            .field("min_time", &self.min_time())
+            .field("max_time", &self.max_time())
+            .field("bytes", &self.w.bytes().len())
+            .finish()
+    }
+}
+
+impl XorChunk {
+    /// The most samples one chunk can hold (the header is a 16-bit count).
+    pub const MAX_SAMPLES: usize = u16::MAX as usize;
+
+    /// An empty chunk (just the zero sample-count header).
+    pub fn new() -> Self {
+        Self {
+            w: BitWriter::resume(new_chunk_buffer(), HEADER_LEN * 8),
+            num: 0,
+            first_t: 0,
+            t: 0,
+            v_bits: 0,
+            t_delta: 0,
+            leading: UNSET,
+            trailing: 0,
+        }
+    }
+
+    /// Takes over encoded chunk bytes (without the encoding byte), validating them by
+    /// decoding every sample, and restores the appender state so more samples can be
+    /// appended. Anything after the last sample's bits is dropped.
+    ///
+    /// Resuming is exact: appending to a restored chunk produces the same bytes as
+    /// appending every sample to one fresh chunk. (Prometheus's own appender restore
+    /// differs in one corner: when no value change has been seen yet it resumes with a
+    /// zero-width XOR window instead of none, which only changes how the next changed
+    /// value is encoded; both forms decode identically.)
+    pub fn from_bytes(data: Vec<u8>) -> Result<Self, ChunkError> {
+        let mut it = XorIterator::new(&data);
+        let mut first_t = 0;
+        while let Some(s) = it.next() {
+            if it.read == 1 {
+                first_t = s.t;
+            }
+        }
+        if let Some(err) = it.err {
+            return Err(err);
+        }
+        let (num, t, v_bits, t_delta, leading, trailing, end) = (
+            it.num,
+            it.t,
+            it.v_bits,
+            it.t_delta,
+            if it.window_seen { it.leading } else { UNSET },
+            it.trailing,
+            it.r.pos(),
+        );
+        Ok(Self {
+            w: BitWriter::resume(data, end),
+            num,
+            first_t,
+            t,
+            v_bits,
+            t_delta,
+            leading,
+            trailing,
+        })
+    }
+
+    /// Appends a sample exactly the way Prometheus's XOR appender does. Timestamps are
+    /// expected to increase; this is not checked here (see [`XorChunk::try_append`]).
+    ///
+    /// # Panics
+    ///
+    /// When the chunk already holds [`XorChunk::MAX_SAMPLES`] samples.
+    pub fn append(&mut self, t: i64, v: f64) {
+        assert!(
+            usize::from(self.num) < Self::MAX_SAMPLES,
+            "xor chunk already holds {} samples",
+            Self::MAX_SAMPLES
+        );
+        self.append_unchecked(t, v);
+    }
+
+    /// Appends a sample after checking that the chunk has room and that `t` is after
+    /// the last timestamp.
+    pub fn try_append(&mut self, t: i64, v: f64) -> Result<(), ChunkError> {
+        if usize::from(self.num) >= Self::MAX_SAMPLES {
+            return Err(ChunkError::Full {
+                max: Self::MAX_SAMPLES,
+            });
+        }
+        if self.num > 0 && t <= self.t {
+            return Err(ChunkError::OutOfOrder { t, last: self.t });
+        }
+        self.append_unchecked(t, v);
+        Ok(())
+    }
+
+    fn append_unchecked(&mut self, t: i64, v: f64) {
+        let v_bits = v.to_bits();
+        let mut t_delta = 0;
+        match self.num {
+            0 => {
+                let mut buf = [0u8; 10];
+                let n = put_uvarint(&mut buf, zigzag(t));
+                for &b in &buf[..n] {
+                    self.w.write_byte(b);
+                }
+                self.w.write_bits(v_bits, 64);
+                self.first_t = t;
+            }
+            1 => {
+                t_delta = t.wrapping_sub(self.t) as u64;
+                let mut buf = [0u8; 10];
+                let n = put_uvarint(&mut buf, t_delta);
+                for &b in &buf[..n] {
+                    self.w.write_byte(b);
+                }
+                self.write_value(v_bits);
+            }
+            _ => {
+                t_delta = t.wrapping_sub(self.t) as u64;
+                let dod = t_delta.wrapping_sub(self.t_delta) as i64;
+                if dod == 0 {
+                    self.w.write_bits(0, 1);
+                } else if in_bit_range(dod, 14) {
+                    self.w.write_bits((0b10 << 14) | (dod as u64 & 0x3fff), 16);
+                } else if in_bit_range(dod, 17) {
+                    self.w
+                        .write_bits((0b110 << 17) | (dod as u64 & 0x1_ffff), 20);
+                } else if in_bit_range(dod, 20) {
+                    self.w
+                        .write_bits((0b1110 << 20) | (dod as u64 & 0xf_ffff), 24);
+                } else {
+                    self.w.write_bits(0b1111, 4);
+                    self.w.write_bits(dod as u64, 64);
+                }
+                self.write_value(v_bits);
+            }
+        }
+        self.t = t;
+        self.v_bits = v_bits;
+        self.t_delta = t_delta;
+        self.num += 1;
+        self.w.bytes_mut()[..HEADER_LEN].copy_from_slice(&self.num.to_be_bytes());
+    }
+
+    fn write_value(&mut self, v_bits: u64) {
+        let x = v_bits ^ self.v_bits;
+        if x == 0 {
+            self.w.write_bits(0, 1);
+            return;
+        }
+        // Leading zeros are stored in 5 bits, so Prometheus clamps them to 31.
+        let lz = (x.leading_zeros() as u8).min(31);
+        let tz = x.trailing_zeros() as u8;
+        if self.leading != UNSET && lz >= self.leading && tz >= self.trailing {
+            self.w.write_bits(0b10, 2);
+            let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
+            self.w.write_bits(x >> self.trailing, sig);
+            return;
+        }
+        self.leading = lz;
+        self.trailing = tz;
+        let sig = 64 - u32::from(lz) - u32::from(tz);
+        // 64 significant bits do not fit in 6 bits and are written as 0.
+        let header = (0b11 << 11) | (u64::from(lz) << 6) | u64::from(sig & 0x3f);
+        self.w.write_bits(header, 13);
+        self.w.write_bits(x >> tz, sig);
+    }
+
+    /// The encoded bytes: 2-byte sample count followed by the bit stream.
+    pub fn bytes(&self) -> &[u8] {
+        self.w.bytes()
+    }
+
+    /// Gives back the encoded bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.w.into_bytes()
+    }
+
+    /// Number of samples in the chunk.
+    pub fn num_samples(&self) -> usize {
+        usize::from(self.num)
+    }
+
+    /// True when the chunk holds no samples.
+    pub fn is_empty(&self) -> bool {
+        self.num == 0
+    }
+
+    /// An iterator over the samples.
+    pub fn iter(&self) -> XorIterator<'_> {
+        XorIterator::new(self.w.bytes())
+    }
+
+    /// Timestamp of the first sample.
+    pub fn min_time(&self) -> Option<i64> {
+        (self.num > 0).then_some(self.first_t)
+    }
+
+    /// Timestamp of the last sample.
+    pub fn max_time(&self) -> Option<i64> {
+        (self.num > 0).then_some(self.t)
+    }
+}
+
+impl<'a> IntoIterator for &'a XorChunk {
+    type Item = Sample;
+    type IntoIter = XorIterator<'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// A zeroed sample-count header with room for a typical 120-sample chunk.
+fn new_chunk_buffer() -> Vec<u8> {
+    let mut b = Vec::with_capacity(128);
+    b.resize(HEADER_LEN, 0);
+    b
+}
+
+/// True when `x` fits Prometheus's asymmetric `nbits` range `[-(2^(n-1)-1), 2^(n-1)]`.
+#[inline]
+fn in_bit_range(x: i64, nbits: u32) -> bool {
+    let half = 1i64 << (nbits - 1);
+    -(half - 1) <= x && x <= half
+}
+
+/// Decodes an `n`-bit two's-complement-like field as Prometheus does.
+#[inline]
+fn signed_field(bits: u64, n: u32) -> i64 {
+    if bits > (1u64 << (n - 1)) {
+        bits.wrapping_sub(1u64 << n) as i64
+    } else {
+        bits as i64
+    }
+}
+
+/// Iterates the samples of XOR chunk bytes; stops (setting [`XorIterator::err`]) on
+/// corrupt or truncated data instead of panicking.
+#[derive(Debug, Clone)]
+pub struct XorIterator<'a> {
+    r: BitReader<'a>,
+    num: u16,
+    read: u16,
+    t: i64,
+    v_bits: u64,
+    t_delta: u64,
+    leading: u8,
+    trailing: u8,
+    window_seen: bool,
+    has_cur: bool,
+    err: Option<ChunkError>,
+}
+
+impl<'a> XorIterator<'a> {
+    /// An iterator over chunk bytes (sample-count header included, encoding byte excluded).
+    pub fn new(data: &'a [u8]) -> Self {
+        let (num, err) = match data.first_chunk::<HEADER_LEN>() {
+            Some(h) => (u16::from_be_bytes(*h), None),
+            None => (
+                0,
+                Some(ChunkError::ShortHeader {
+                    len: data.len(),
+                    needed: HEADER_LEN,
+                }),
+            ),
+        };
+        Self {
+            r: BitReader::new(data, HEADER_LEN * 8),
+            num,
+            read: 0,
+            t: 0,
+            v_bits: 0,
+            t_delta: 0,
+            leading: 0,
+            trailing: 0,
+            window_seen: false,
+            has_cur: false,
+            err,
+        }
+    }
+
+    /// Number of samples the chunk header announces.
+    pub fn num_samples(&self) -> usize {
+        usize::from(self.num)
+    }
+
+    /// The sample returned by the last `next` or `seek`, if any.
+    pub fn at(&self) -> Option<Sample> {
+        self.has_cur
+            .then(|| Sample::new(self.t, f64::from_bits(self.v_bits)))
+    }
+
+    /// Advances to the first sample with timestamp `>= t` and returns it. Never moves
+    /// backwards: when the current sample already satisfies `t` it is returned again.
+    pub fn seek(&mut self, t: i64) -> Option<Sample> {
+        if let Some(cur) = self.at()
+            && cur.t >= t
+        {
+            return Some(cur);
+        }
+        self.find(|s| s.t >= t)
+    }
+
+    /// The error that stopped iteration early, if any.
+    pub fn err(&self) -> Option<&ChunkError> {
+        self.err.as_ref()
+    }
+
+    fn fail(&mut self, err: ChunkError) -> Option<Sample> {
+        self.err = Some(err);
+        self.has_cur = false;
+        None
+    }
+
+    fn truncated(&self) -> ChunkError {
+        ChunkError::Truncated {
+            sample: usize::from(self.read),
+            num_samples: usize::from(self.num),
+        }
+    }
+
+    fn corrupt(&self, reason: &'static str) -> ChunkError {
+        ChunkError::Corrupt {
+            sample: usize::from(self.read),
+            reason,
+        }
+    }
+
+    /// Decodes the next sample; `Err` carries the error to record.
+    #[inline]
+    fn decode_next(&mut self) -> Result<(), ChunkError> {
+        match self.read {
+            0 => {
+                let u = self
+                    .r
+                    .read_uvarint_aligned()
+                    .ok_or_else(|| self.truncated())?;
+                self.t = unzigzag(u);
+                self.v_bits = self.r.read_bits(64).ok_or_else(|| self.truncated())?;
+            }
+            1 => {
+                let d = self
+                    .r
+                    .read_uvarint_aligned()
+                    .ok_or_else(|| self.truncated())?;
+                self.t_delta = d;
+                self.t = self.t.wrapping_add(d as i64);
+                self.read_value(self.r.peek64(), 64)?;
+            }
+            _ => {
+                let mut w = self.r.peek64();
+                let (used, dod) = if w >> 63 == 0 {
+                    (1, 0)
+                } else if w >> 62 == 0b10 {
+                    (16, signed_field((w >> 48) & 0x3fff, 14))
+                } else if w >> 61 == 0b110 {
+                    (20, signed_field((w >> 44) & 0x1_ffff, 17))
+                } else if w >> 60 == 0b1110 {
+                    (24, signed_field((w >> 40) & 0xf_ffff, 20))
+                } else {
+                    if !self.r.consume(4) {
+                        return Err(self.truncated());
+                    }
+                    let bits = self.r.read_bits(64).ok_or_else(|| self.truncated())?;
+                    w = self.r.peek64();
+                    (0, bits as i64)
+                };
+                if !self.r.consume(used) {
+                    return Err(self.truncated());
+                }
+                self.t_delta = self.t_delta.wrapping_add(dod as u64);
+                self.t = self.t.wrapping_add(self.t_delta as i64);
+                self.read_value(w << used, 64 - used)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes one XOR-encoded value. `w` holds the next `avail` (at least 13) stream bits,
+    /// left-aligned, so the common case needs no further load.
+    #[inline]
+    fn read_value(&mut self, w: u64, avail: u32) -> Result<(), ChunkError> {
+        debug_assert!(avail >= 13);
+        if w >> 63 == 0 {
+            return if self.r.consume(1) {
+                Ok(())
+            } else {
+                Err(self.truncated())
+            };
+        }
+        let (header, sig) = if w >> 62 == 0b10 {
+            (2, 64 - u32::from(self.leading) - u32::from(self.trailing))
+        } else {
+            let leading = ((w >> 57) & 0x1f) as u32;
+            let mut sig = ((w >> 51) & 0x3f) as u32;
+            if sig == 0 {
+                sig = 64;
+            }
+            if leading + sig > 64 {
+                return Err(self.corrupt("leading zeros plus significant bits exceed 64"));
+            }
+            self.leading = leading as u8;
+            self.trailing = (64 - leading - sig) as u8;
+            (13, sig)
+        };
+        let bits = if header + sig <= avail {
+            if !self.r.consume(header + sig) {
+                return Err(self.truncated());
+            }
+            (w << header) >> (64 - sig)
+        } else {
+            if !self.r.consume(header) {
+                return Err(self.truncated());
+            }
+            self.r.read_bits(sig).ok_or_else(|| self.truncated())?
+        };
+        self.window_seen = true;
+        self.v_bits ^= bits << self.trailing;
+        Ok(())
+    }
+}
+
+impl Iterator for XorIterator<'_> {
+    type Item = Sample;
+
+    #[inline]
+    fn next(&mut self) -> Option<Sample> {
+        if self.err.is_some() || self.read >= self.num {
+            self.has_cur = false;
+            return None;
+        }
+        if let Err(e) = self.decode_next() {
+            return self.fail(e);
+        }
+        self.read += 1;
+        self.has_cur = true;
+        Some(Sample::new(self.t, f64::from_bits(self.v_bits)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.err.is_some() {
+            return (0, Some(0));
+        }
+        (0, Some(usize::from(self.num - self.read)))
+    }
+}
+
+impl std::iter::FusedIterator for XorIterator<'_> {}

@@ -1,0 +1,300 @@
+//! Label sets: sorted, validated, cheap to clone and compare.
+//!
+//! Mirrors Prometheus's `model/labels` package. A [`Labels`] value is an immutable,
+//! reference-counted slice of [`Label`]s sorted by name with unique names, so cloning is a
+//! pointer copy and equality/ordering are slice comparisons.
+
+use std::fmt;
+use std::sync::Arc;
+
+use xxhash_rust::xxh64::Xxh64;
+
+use crate::error::ModelError;
+
+/// The reserved label holding the metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// Separator byte used when hashing label sets (never valid inside UTF-8 text).
+pub const HASH_SEP: u8 = 0xff;
+
+/// One label: a name and a value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Label {
+    /// Label name.
+    pub name: String,
+    /// Label value.
+    pub value: String,
+}
+
+impl Label {
+    /// Creates a label from a name and a value.
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// An immutable label set, sorted by name, names unique.
+///
+/// Ordering compares label by label (name, then value), then by length, which is the
+/// order Prometheus and the StoreAPI use to sort series.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Labels(Arc<[Label]>);
+
+impl Labels {
+    /// The empty label set.
+    pub fn empty() -> Self {
+        Self(Arc::from(Vec::new()))
+    }
+
+    /// Builds a validated label set: sorts by name and rejects empty names, duplicate
+    /// names and empty values (an empty value means "label absent" in Prometheus, so such
+    /// labels are dropped instead of rejected).
+    pub fn new(mut labels: Vec<Label>) -> Result<Self, ModelError> {
+        labels.retain(|l| !l.value.is_empty());
+        labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        for w in labels.windows(2) {
+            if w[0].name == w[1].name {
+                return Err(ModelError::DuplicateLabelName(w[0].name.clone()));
+            }
+        }
+        if labels.iter().any(|l| l.name.is_empty()) {
+            return Err(ModelError::EmptyLabelName);
+        }
+        Ok(Self(labels.into()))
+    }
+
+    /// Wraps labels the caller guarantees are sorted by name with unique names.
+    ///
+    /// Use only for data that was validated already (decoded from a block index, produced
+    /// by a builder); `debug_assert`s check the invariant in debug builds.
+    pub fn from_sorted_unchecked(labels: Vec<Label>) -> Self {
+        debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name));
+        Self(labels.into())
+    }
+
+    /// Convenience constructor from `(name, value)` pairs, for literals and tests: sorts by
+    /// name; on duplicate names the last pair wins; empty values are dropped.
+    pub fn from_pairs<N, V, I>(pairs: I) -> Self
+    where
+        N: Into<String>,
+        V: Into<String>,
+        I: IntoIterator<Item = (N, V)>,
+    {
+        let mut b = LabelsBuilder::default();
+        for (n, v) in pairs {
+            b.set(n, v);
+        }
+        b.build()
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The labels as a sorted slice.
+    pub fn as_slice(&self) -> &[Label] {
+        &self.0
+    }
+
+    /// Iterates the labels in name order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Label> {
+        self.0.iter()
+    }
+
+    /// The value of label `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].value.as_str())
+    }
+
+    /// True when label `name` is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// The metric name (`__name__`), if present.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    /// A builder initialised with these labels, to derive a modified set.
+    pub fn builder(&self) -> LabelsBuilder {
+        LabelsBuilder {
+            labels: self.0.to_vec(),
+        }
+    }
+
+    /// Prometheus's `Labels.Hash()`: xxhash64 (seed 0) over `name 0xff value 0xff` for
+    /// every label in order. Stable across processes and releases.
+    pub fn stable_hash(&self) -> u64 {
+        let mut h = Xxh64::new(0);
+        self.hash_into(&mut h);
+        h.digest()
+    }
+
+    /// Thanos receive's routing hash (`HashWithPrefix`): xxhash64 (seed 0) over
+    /// `prefix 0xff` followed by `name 0xff value 0xff` for every label.
+    pub fn hash_with_prefix(&self, prefix: &str) -> u64 {
+        let mut h = Xxh64::new(0);
+        h.update(prefix.as_bytes());
+        h.update(&[HASH_SEP]);
+        self.hash_into(&mut h);
+        h.digest()
+    }
+
+    fn hash_into(&self, h: &mut Xxh64) {
+        for l in self.0.iter() {
+            h.update(l.name.as_bytes());
+            h.update(&[HASH_SEP]);
+            h.update(l.value.as_bytes());
+            h.update(&[HASH_SEP]);
+        }
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Formats as Prometheus does: `{a="1", b="2"}` with Go-style escaping of values.
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, l) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{}={:?}", l.name, l.value)?;
+        }
+        f.write_str("}")
+    }
+}
+
+impl<'a> IntoIterator for &'a Labels {
+    type Item = &'a Label;
+    type IntoIter = std::slice::Iter<'a, Label>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// Builds or modifies a label set; the result is always sorted with unique names.
+#[derive(Debug, Clone, Default)]
+pub struct LabelsBuilder {
+    labels: Vec<Label>,
+}
+
+impl LabelsBuilder {
+    /// Sets `name` to `value`, replacing an existing value; an empty value deletes the label.
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        let name = name.into();
+        let value = value.into();
+        match self.labels.iter().position(|l| l.name == name) {
+            Some(i) if value.is_empty() => {
+                self.labels.remove(i);
+            }
+            Some(i) => self.labels[i].value = value,
+            None if value.is_empty() => {}
+            None => self.labels.push(Label { name, value }),
+        }
+        self
+    }
+
+    /// Removes label `name` if present.
+    pub fn del(&mut self, name: &str) -> &mut Self {
+        self.labels.retain(|l| l.name != name);
+        self
+    }
+
+    /// Keeps only the labels whose names are in `names`.
+    pub fn keep(&mut self, names: &[&str]) -> &mut Self {
+        self.labels.retain(|l| names.contains(&l.name.as_str()));
+        self
+    }
+
+    /// The value currently set for `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.value.as_str())
+    }
+
+    /// Finishes the label set.
+    pub fn build(&self) -> Labels {
+        let mut labels = self.labels.clone();
+        labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        Labels(labels.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_sorts_and_validates() {
+        let l = Labels::new(vec![Label::new("b", "2"), Label::new("a", "1")]).unwrap();
+        assert_eq!(l.as_slice()[0].name, "a");
+        assert_eq!(l.get("b"), Some("2"));
+        assert_eq!(l.get("c"), None);
+        assert!(matches!(
+            Labels::new(vec![Label::new("a", "1"), Label::new("a", "2")]),
+            Err(ModelError::DuplicateLabelName(n)) if n == "a"
+        ));
+        assert!(matches!(
+            Labels::new(vec![Label::new("", "1")]),
+            Err(ModelError::EmptyLabelName)
+        ));
+        let dropped = Labels::new(vec![Label::new("a", ""), Label::new("b", "1")]).unwrap();
+        assert_eq!(dropped.len(), 1);
+    }
+
+    #[test]
+    fn display_and_order() {
+        let a = Labels::from_pairs([("__name__", "up"), ("job", "a\"b")]);
+        assert_eq!(a.to_string(), r#"{__name__="up", job="a\"b"}"#);
+        let b = Labels::from_pairs([("__name__", "up"), ("job", "b")]);
+        assert!(a < b);
+        let shorter = Labels::from_pairs([("__name__", "up")]);
+        assert!(shorter < a);
+        assert_eq!(a.metric_name(), Some("up"));
+    }
+
+    #[test]
+    fn builder_set_del_keep() {
+        let base = Labels::from_pairs([("a", "1"), ("b", "2"), ("c", "3")]);
+        let mut b = base.builder();
+        b.set("d", "4").del("a").set("b", "");
+        assert_eq!(b.build(), Labels::from_pairs([("c", "3"), ("d", "4")]));
+        let mut k = base.builder();
+        k.keep(&["a", "c"]);
+        assert_eq!(k.build(), Labels::from_pairs([("a", "1"), ("c", "3")]));
+    }
+
+    #[test]
+    fn hashes_match_reference_construction() {
+        let l = Labels::from_pairs([("a", "1"), ("b", "2")]);
+        let expected = xxhash_rust::xxh64::xxh64(b"a\xff1\xffb\xff2\xff", 0);
+        assert_eq!(l.stable_hash(), expected);
+        let expected = xxhash_rust::xxh64::xxh64(b"tenant\xffa\xff1\xffb\xff2\xff", 0);
+        assert_eq!(l.hash_with_prefix("tenant"), expected);
+        assert_eq!(
+            Labels::empty().stable_hash(),
+            xxhash_rust::xxh64::xxh64(b"", 0)
+        );
+    }
+}

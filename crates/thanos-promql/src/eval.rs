@@ -1,0 +1,1463 @@
+//! The evaluator: walks the AST and evaluates every node over all steps at once.
+//!
+//! Each instant-vector node yields a set of series with one optional value per step (a
+//! dense step grid), so a range query is evaluated node by node as in Prometheus's
+//! `rangeEval`. Range-vector nodes (matrix selectors and subqueries) yield the samples of
+//! each series plus the window `(end - range, end]` of every step; functions slice the
+//! window with a binary search.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use promql_parser::parser::token::{
+    T_ADD, T_ATAN2, T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_DIV, T_EQLC, T_GROUP, T_GTE,
+    T_GTR, T_LAND, T_LIMIT_RATIO, T_LIMITK, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MAX, T_MIN, T_MOD,
+    T_MUL, T_NEQ, T_POW, T_QUANTILE, T_STDDEV, T_STDVAR, T_SUB, T_SUM, T_TOPK, TokenId,
+};
+use promql_parser::parser::{
+    AggregateExpr, BinaryExpr, Expr, LabelModifier, MatrixSelector, SubqueryExpr,
+    VectorMatchCardinality, VectorMatchFillValues, VectorSelector,
+};
+use thanos_model::labels::METRIC_NAME;
+use thanos_model::sample::is_stale_nan;
+use thanos_model::{Labels, Sample};
+
+use crate::engine::{EngineOptions, Fetched, at_ms, offset_ms, selector_key, selector_matchers};
+use crate::error::Error;
+use crate::functions;
+use crate::mathx::{self, kahan_inc};
+use crate::value::{InstantSample, QueryResult, RangeSeries, Value};
+
+/// Time parameters of the whole query.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueryTimes {
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    pub instant: bool,
+    pub lookback: i64,
+}
+
+/// The evaluation grid of one node.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Steps {
+    pub start: i64,
+    pub step: i64,
+    pub n: usize,
+}
+
+impl Steps {
+    pub fn t(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.step
+    }
+}
+
+/// One series of an instant-vector node: a value (or nothing) per step.
+#[derive(Debug, Clone)]
+pub(crate) struct VSeries {
+    pub labels: Labels,
+    pub drop_name: bool,
+    pub vals: Vec<Option<f64>>,
+}
+
+/// One series of a range-vector node (stale markers removed).
+#[derive(Debug, Clone)]
+pub(crate) struct MSeries {
+    pub labels: Labels,
+    pub drop_name: bool,
+    pub samples: Vec<Sample>,
+}
+
+/// A range-vector node: series and, per step, the window `(lo, hi]`.
+#[derive(Debug, Clone)]
+pub(crate) struct MatrixVal {
+    pub series: Vec<MSeries>,
+    pub windows: Vec<(i64, i64)>,
+    /// Metric name of the selector, for annotations.
+    pub metric_name: Option<String>,
+}
+
+impl MatrixVal {
+    pub fn window<'a>(&self, s: &'a MSeries, i: usize) -> &'a [Sample] {
+        let (lo, hi) = self.windows[i];
+        let a = s.samples.partition_point(|x| x.t <= lo);
+        let b = s.samples.partition_point(|x| x.t <= hi);
+        &s.samples[a..b.max(a)]
+    }
+}
+
+/// The value of a node.
+#[derive(Debug, Clone)]
+pub(crate) enum EVal {
+    Scalar(Vec<f64>),
+    Vector(Vec<VSeries>),
+    Matrix(MatrixVal),
+    Str(String),
+}
+
+impl EVal {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EVal::Scalar(_) => "scalar",
+            EVal::Vector(_) => "instant vector",
+            EVal::Matrix(_) => "range vector",
+            EVal::Str(_) => "string",
+        }
+    }
+}
+
+pub(crate) struct Evaluator<'a> {
+    pub opts: &'a EngineOptions,
+    data: &'a Fetched,
+    pub times: QueryTimes,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+}
+
+pub(crate) fn exec_err<T>(msg: impl Into<String>) -> Result<T, Error> {
+    Err(Error::Execution(msg.into()))
+}
+
+/// The `__type__` and `__unit__` metadata labels, dropped together with `__name__`.
+const TYPE_LABEL: &str = "__type__";
+const UNIT_LABEL: &str = "__unit__";
+
+/// Labels without `__name__` (and the `__type__`/`__unit__` metadata labels).
+pub(crate) fn without_name(l: &Labels) -> Labels {
+    if !l.contains(METRIC_NAME) && !l.contains(TYPE_LABEL) && !l.contains(UNIT_LABEL) {
+        return l.clone();
+    }
+    let mut b = l.builder();
+    b.del(METRIC_NAME).del(TYPE_LABEL).del(UNIT_LABEL);
+    b.build()
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(opts: &'a EngineOptions, data: &'a Fetched, times: QueryTimes) -> Self {
+        Self {
+            opts,
+            data,
+            times,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+        }
+    }
+
+    pub fn warn(&mut self, msg: String) {
+        let m = format!("PromQL warning: {msg}");
+        if !self.warnings.contains(&m) {
+            self.warnings.push(m);
+        }
+    }
+
+    pub fn info(&mut self, msg: String) {
+        let m = format!("PromQL info: {msg}");
+        if !self.infos.contains(&m) {
+            self.infos.push(m);
+        }
+    }
+
+    /// Marks a series' name for removal (or removes it when name removal is not delayed).
+    pub fn drop_name(&self, s: &mut VSeries) {
+        if self.opts.delayed_name_removal {
+            s.drop_name = true;
+        } else {
+            s.labels = without_name(&s.labels);
+        }
+    }
+
+    fn check_samples(&self, n: usize) -> Result<(), Error> {
+        if n > self.opts.max_samples {
+            return Err(Error::TooManySamples {
+                limit: self.opts.max_samples,
+            });
+        }
+        Ok(())
+    }
+
+    /// Evaluates the whole query and converts the result to the API shape.
+    pub fn run(mut self, expr: &Expr) -> Result<QueryResult, Error> {
+        let times = self.times;
+        if !times.instant {
+            let ty = expr_type(expr);
+            if ty != "scalar" && ty != "instant vector" {
+                return Err(Error::Invalid(format!(
+                    "invalid expression type \"{ty}\" for range query, must be Scalar or instant Vector"
+                )));
+            }
+        }
+        let n = ((times.end - times.start) / times.step) as usize + 1;
+        self.check_samples(n)?;
+        let steps = Steps {
+            start: times.start,
+            step: times.step,
+            n,
+        };
+        let v = self.eval(expr, steps)?;
+        let value = match v {
+            EVal::Scalar(vals) => {
+                if times.instant {
+                    Value::Scalar {
+                        t: times.start,
+                        v: vals[0],
+                    }
+                } else {
+                    Value::Matrix(vec![RangeSeries {
+                        labels: Labels::empty(),
+                        samples: vals
+                            .iter()
+                            .enumerate()
+                            .map(|(i, v)| Sample::new(steps.t(i), *v))
+                            .collect(),
+                    }])
+                }
+            }
+            EVal::Str(s) => Value::String {
+                t: times.start,
+                v: s,
+            },
+            EVal::Vector(series) => {
+                let series = finalize_names(series)?;
+                if times.instant {
+                    Value::Vector(
+                        series
+                            .into_iter()
+                            .filter_map(|s| {
+                                s.vals[0].map(|v| InstantSample {
+                                    labels: s.labels,
+                                    t: times.start,
+                                    v,
+                                })
+                            })
+                            .collect(),
+                    )
+                } else {
+                    let mut out: Vec<RangeSeries> = series
+                        .into_iter()
+                        .filter_map(|s| {
+                            let samples: Vec<Sample> = s
+                                .vals
+                                .iter()
+                                .enumerate()
+                                .filter_map(|(i, v)| v.map(|v| Sample::new(steps.t(i), v)))
+                                .collect();
+                            (!samples.is_empty()).then_some(RangeSeries {
+                                labels: s.labels,
+                                samples,
+                            })
+                        })
+                        .collect();
+                    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                    Value::Matrix(out)
+                }
+            }
+            EVal::Matrix(m) => {
+                let mut out = Vec::new();
+                let mut seen = HashSet::new();
+                for s in &m.series {
+                    let w = m.window(s, 0);
+                    if w.is_empty() {
+                        continue;
+                    }
+                    let labels = if s.drop_name {
+                        without_name(&s.labels)
+                    } else {
+                        s.labels.clone()
+                    };
+                    if !seen.insert(labels.clone()) {
+                        return exec_err("vector cannot contain metrics with the same labelset");
+                    }
+                    out.push(RangeSeries {
+                        labels,
+                        samples: w.to_vec(),
+                    });
+                }
+                out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Value::Matrix(out)
+            }
+        };
+        Ok(QueryResult {
+            value,
+            warnings: self.warnings,
+            infos: self.infos,
+        })
+    }
+
+    pub fn eval(&mut self, expr: &Expr, steps: Steps) -> Result<EVal, Error> {
+        let v = match expr {
+            Expr::NumberLiteral(n) => EVal::Scalar(vec![n.val; steps.n]),
+            Expr::StringLiteral(s) => EVal::Str(s.val.clone()),
+            Expr::Paren(p) => self.eval(&p.expr, steps)?,
+            Expr::Unary(u) => match self.eval(&u.expr, steps)? {
+                EVal::Scalar(v) => EVal::Scalar(v.into_iter().map(|x| -x).collect()),
+                EVal::Vector(mut vs) => {
+                    for s in &mut vs {
+                        for v in s.vals.iter_mut().flatten() {
+                            *v = -*v;
+                        }
+                        self.drop_name(s);
+                    }
+                    EVal::Vector(vs)
+                }
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "unary expression only allowed on expressions of type scalar or instant vector, got {:?}",
+                        other.type_name()
+                    )));
+                }
+            },
+            Expr::VectorSelector(vs) => EVal::Vector(self.eval_vector_selector(vs, steps, false)?),
+            Expr::MatrixSelector(ms) => EVal::Matrix(self.eval_matrix_selector(ms, steps)?),
+            Expr::Subquery(sq) => EVal::Matrix(self.eval_subquery(sq, steps)?),
+            Expr::Aggregate(a) => self.eval_aggregate(a, steps)?,
+            Expr::Binary(b) => self.eval_binary(b, steps)?,
+            Expr::Call(c) => functions::call(self, c, steps)?,
+            Expr::Extension(_) => {
+                return Err(Error::Invalid(
+                    "extension expressions are not supported".into(),
+                ));
+            }
+        };
+        if let EVal::Vector(vs) = &v {
+            let n: usize = vs
+                .iter()
+                .map(|s| s.vals.iter().filter(|v| v.is_some()).count())
+                .sum();
+            self.check_samples(n)?;
+        }
+        Ok(v)
+    }
+
+    fn fetched(
+        &self,
+        vs: &VectorSelector,
+    ) -> Result<std::sync::Arc<Vec<crate::storage::Series>>, Error> {
+        let key = selector_key(&selector_matchers(vs)?);
+        Ok(self.data.get(&key).cloned().unwrap_or_default())
+    }
+
+    /// Instant selector: the newest sample in `(t - lookback, t]`, unless it is a stale
+    /// marker. With `want_ts` the value is the sample's timestamp in seconds.
+    pub fn eval_vector_selector(
+        &mut self,
+        vs: &VectorSelector,
+        steps: Steps,
+        want_ts: bool,
+    ) -> Result<Vec<VSeries>, Error> {
+        let data = self.fetched(vs)?;
+        let off = offset_ms(&vs.offset);
+        let at = at_ms(&vs.at, self.times.start, self.times.end);
+        Ok(self.instant_series(&data, at, off, steps, want_ts))
+    }
+
+    /// Series whose samples were fetched for `matchers` (empty when none were).
+    pub fn fetched_for(
+        &self,
+        matchers: &[thanos_model::Matcher],
+    ) -> std::sync::Arc<Vec<crate::storage::Series>> {
+        self.data
+            .get(&selector_key(matchers))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Looks up every series' newest sample in the lookback window at each step.
+    pub fn instant_series(
+        &self,
+        data: &[crate::storage::Series],
+        at: Option<i64>,
+        off: i64,
+        steps: Steps,
+        want_ts: bool,
+    ) -> Vec<VSeries> {
+        let lookback = self.times.lookback;
+        let mut out = Vec::new();
+        for s in data.iter() {
+            let mut any = false;
+            let vals: Vec<Option<f64>> = (0..steps.n)
+                .map(|i| {
+                    let t = at.unwrap_or_else(|| steps.t(i)) - off;
+                    let idx = s.samples.partition_point(|x| x.t <= t);
+                    if idx == 0 {
+                        return None;
+                    }
+                    let x = s.samples[idx - 1];
+                    if x.t <= t - lookback || is_stale_nan(x.v) {
+                        return None;
+                    }
+                    any = true;
+                    Some(if want_ts { x.t as f64 / 1000.0 } else { x.v })
+                })
+                .collect();
+            if any {
+                out.push(VSeries {
+                    labels: s.labels.clone(),
+                    drop_name: false,
+                    vals,
+                });
+            }
+        }
+        out
+    }
+
+    fn eval_matrix_selector(
+        &mut self,
+        ms: &MatrixSelector,
+        steps: Steps,
+    ) -> Result<MatrixVal, Error> {
+        let vs = &ms.vs;
+        let data = self.fetched(vs)?;
+        let off = offset_ms(&vs.offset);
+        let at = at_ms(&vs.at, self.times.start, self.times.end);
+        let range = ms.range.as_millis() as i64;
+        let windows: Vec<(i64, i64)> = (0..steps.n)
+            .map(|i| {
+                let end = at.unwrap_or_else(|| steps.t(i)) - off;
+                (end - range, end)
+            })
+            .collect();
+        let series: Vec<MSeries> = data
+            .iter()
+            .filter_map(|s| {
+                let samples: Vec<Sample> = s
+                    .samples
+                    .iter()
+                    .copied()
+                    .filter(|x| !is_stale_nan(x.v))
+                    .collect();
+                (!samples.is_empty()).then(|| MSeries {
+                    labels: s.labels.clone(),
+                    drop_name: false,
+                    samples,
+                })
+            })
+            .collect();
+        let m = MatrixVal {
+            series,
+            windows,
+            metric_name: vs.name.clone(),
+        };
+        let total: usize = m
+            .series
+            .iter()
+            .map(|s| {
+                (0..steps.n)
+                    .map(|i| m.window(s, i).len())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .sum();
+        self.check_samples(total)?;
+        Ok(m)
+    }
+
+    fn eval_subquery(&mut self, sq: &SubqueryExpr, steps: Steps) -> Result<MatrixVal, Error> {
+        let off = offset_ms(&sq.offset);
+        let at = at_ms(&sq.at, self.times.start, self.times.end);
+        let range = sq.range.as_millis() as i64;
+        let step = sq
+            .step
+            .map(|d| d.as_millis() as i64)
+            .filter(|s| *s > 0)
+            .unwrap_or(self.opts.default_subquery_step_ms);
+        let windows: Vec<(i64, i64)> = (0..steps.n)
+            .map(|i| {
+                let end = at.unwrap_or_else(|| steps.t(i)) - off;
+                (end - range, end)
+            })
+            .collect();
+        let lo = windows.iter().map(|w| w.0).min().unwrap_or(0);
+        let hi = windows.iter().map(|w| w.1).max().unwrap_or(0);
+        let mut first = lo.div_euclid(step) * step;
+        if first <= lo {
+            first += step;
+        }
+        let last = hi.div_euclid(step) * step;
+        let mut series = Vec::new();
+        if last >= first {
+            let n = ((last - first) / step) as usize + 1;
+            // Every inner step holds at least one point per series: refuse grids that
+            // alone exceed the limit before allocating them.
+            self.check_samples(n)?;
+            let inner_steps = Steps {
+                start: first,
+                step,
+                n,
+            };
+            match self.eval(&sq.expr, inner_steps)? {
+                EVal::Vector(vs) => {
+                    for s in vs {
+                        let samples: Vec<Sample> = s
+                            .vals
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, v)| v.map(|v| Sample::new(inner_steps.t(i), v)))
+                            .collect();
+                        if !samples.is_empty() {
+                            series.push(MSeries {
+                                labels: s.labels,
+                                drop_name: s.drop_name,
+                                samples,
+                            });
+                        }
+                    }
+                }
+                EVal::Scalar(vals) => {
+                    series.push(MSeries {
+                        labels: Labels::empty(),
+                        drop_name: false,
+                        samples: vals
+                            .iter()
+                            .enumerate()
+                            .map(|(i, v)| Sample::new(inner_steps.t(i), *v))
+                            .collect(),
+                    });
+                }
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "subquery is only allowed on instant vector, got {} instead",
+                        other.type_name()
+                    )));
+                }
+            }
+        }
+        Ok(MatrixVal {
+            series,
+            windows,
+            metric_name: None,
+        })
+    }
+
+    // ---------------------------------------------------------------- aggregation
+
+    fn eval_aggregate(&mut self, a: &AggregateExpr, steps: Steps) -> Result<EVal, Error> {
+        let op = a.op.id();
+        let param = match &a.param {
+            Some(p) => Some(self.eval(p, steps)?),
+            None => None,
+        };
+        let input = match self.eval(&a.expr, steps)? {
+            EVal::Vector(v) => v,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "expected instant vector in aggregation, got {}",
+                    other.type_name()
+                )));
+            }
+        };
+        let scalar_param = |p: &Option<EVal>| -> Result<Vec<f64>, Error> {
+            match p {
+                Some(EVal::Scalar(v)) => Ok(v.clone()),
+                _ => Err(Error::Invalid(format!(
+                    "expected scalar parameter for {}",
+                    a.op
+                ))),
+            }
+        };
+        // Grouping keys.
+        let mut group_of = Vec::with_capacity(input.len());
+        let mut groups: Vec<(Labels, bool)> = Vec::new();
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        for s in &input {
+            let (key, keeps_name) = group_labels(&s.labels, &a.modifier);
+            let g = *index.entry(key.clone()).or_insert_with(|| {
+                groups.push((key, false));
+                groups.len() - 1
+            });
+            if keeps_name && s.drop_name {
+                groups[g].1 = true;
+            }
+            group_of.push(g);
+        }
+        match op {
+            T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO => {
+                let p = scalar_param(&param)?;
+                self.aggregate_k(op, &input, &group_of, groups.len(), &p, steps)
+            }
+            T_COUNT_VALUES => {
+                let label = match &param {
+                    Some(EVal::Str(s)) => s.clone(),
+                    _ => {
+                        return Err(Error::Invalid(
+                            "expected string parameter for count_values".into(),
+                        ));
+                    }
+                };
+                if label.is_empty() {
+                    return exec_err(format!("invalid label name {label:?}"));
+                }
+                let mut out: Vec<VSeries> = Vec::new();
+                let mut idx: HashMap<Labels, usize> = HashMap::new();
+                for i in 0..steps.n {
+                    let mut counts: HashMap<Labels, f64> = HashMap::new();
+                    let mut order = Vec::new();
+                    for (j, s) in input.iter().enumerate() {
+                        if let Some(v) = s.vals[i] {
+                            let mut b = groups[group_of[j]].0.builder();
+                            b.set(label.clone(), mathx::format_float(v));
+                            let l = b.build();
+                            let c = counts.entry(l.clone()).or_insert_with(|| {
+                                order.push(l);
+                                0.0
+                            });
+                            *c += 1.0;
+                        }
+                    }
+                    for l in order {
+                        let c = counts[&l];
+                        let k = *idx.entry(l.clone()).or_insert_with(|| {
+                            out.push(VSeries {
+                                labels: l,
+                                drop_name: false,
+                                vals: vec![None; steps.n],
+                            });
+                            out.len() - 1
+                        });
+                        out[k].vals[i] = Some(c);
+                    }
+                }
+                Ok(EVal::Vector(out))
+            }
+            _ => {
+                let phi = if op == T_QUANTILE {
+                    Some(scalar_param(&param)?)
+                } else {
+                    None
+                };
+                let mut out: Vec<VSeries> = groups
+                    .iter()
+                    .map(|(l, d)| VSeries {
+                        labels: l.clone(),
+                        drop_name: *d,
+                        vals: vec![None; steps.n],
+                    })
+                    .collect();
+                let mut accs: Vec<Acc> = vec![Acc::default(); groups.len()];
+                let mut qvals: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
+                for i in 0..steps.n {
+                    for a in accs.iter_mut() {
+                        *a = Acc::default();
+                    }
+                    for q in qvals.iter_mut() {
+                        q.clear();
+                    }
+                    for (j, s) in input.iter().enumerate() {
+                        if let Some(v) = s.vals[i] {
+                            let g = group_of[j];
+                            if op == T_QUANTILE {
+                                qvals[g].push(v);
+                            } else {
+                                accs[g].add(op, v);
+                            }
+                        }
+                    }
+                    if let Some(phi) = &phi {
+                        let q = phi[i];
+                        if q.is_nan() || !(0.0..=1.0).contains(&q) {
+                            self.warn(format!(
+                                "quantile value should be between 0 and 1, got {}",
+                                mathx::format_float(q)
+                            ));
+                        }
+                        for (g, vals) in qvals.iter_mut().enumerate() {
+                            if !vals.is_empty() {
+                                out[g].vals[i] = Some(mathx::quantile(q, vals));
+                            }
+                        }
+                    } else {
+                        for (g, a) in accs.iter().enumerate() {
+                            if a.count > 0.0 {
+                                out[g].vals[i] = Some(a.result(op));
+                            }
+                        }
+                    }
+                }
+                out.retain(|s| s.vals.iter().any(Option::is_some));
+                Ok(EVal::Vector(out))
+            }
+        }
+    }
+
+    fn aggregate_k(
+        &mut self,
+        op: TokenId,
+        input: &[VSeries],
+        group_of: &[usize],
+        ngroups: usize,
+        param: &[f64],
+        steps: Steps,
+    ) -> Result<EVal, Error> {
+        let mut selected: Vec<Vec<Option<f64>>> = vec![vec![None; steps.n]; input.len()];
+        let mut order: Vec<usize> = Vec::new();
+        let mut in_order = vec![false; input.len()];
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); ngroups];
+        for i in 0..steps.n {
+            let p = param[i];
+            if p.is_nan() {
+                if op == T_LIMIT_RATIO {
+                    return exec_err("Ratio value is NaN");
+                }
+                return exec_err("Parameter value is NaN");
+            }
+            if op == T_LIMIT_RATIO && !(-1.0..=1.0).contains(&p) {
+                let capped = p.clamp(-1.0, 1.0);
+                self.warn(format!(
+                    "ratio value should be between -1 and 1, got {}, capping to {}",
+                    mathx::format_float(p),
+                    mathx::format_float(capped)
+                ));
+            }
+            for m in members.iter_mut() {
+                m.clear();
+            }
+            for (j, s) in input.iter().enumerate() {
+                if s.vals[i].is_some() {
+                    members[group_of[j]].push(j);
+                }
+            }
+            for m in members.iter_mut() {
+                if m.is_empty() {
+                    continue;
+                }
+                let chosen: Vec<usize> = if op == T_LIMIT_RATIO {
+                    let r = p.clamp(-1.0, 1.0);
+                    m.iter()
+                        .copied()
+                        .filter(|&j| {
+                            let h = input[j].labels.stable_hash() as f64 / u64::MAX as f64;
+                            if r >= 0.0 { h < r } else { h >= 1.0 + r }
+                        })
+                        .collect()
+                } else {
+                    if p >= 9.223_372_036_854_776e18 {
+                        return exec_err(format!("Scalar value {p} overflows int64"));
+                    }
+                    let k = p as i64;
+                    if k < 1 {
+                        continue;
+                    }
+                    let k = (k as usize).min(m.len());
+                    if op == T_LIMITK {
+                        m[..k].to_vec()
+                    } else {
+                        let val = |j: usize| input[j].vals[i].unwrap_or(f64::NAN);
+                        let top = op == T_TOPK;
+                        m.sort_by(|&x, &y| {
+                            let (a, b) = (val(x), val(y));
+                            match (a.is_nan(), b.is_nan()) {
+                                (true, true) => std::cmp::Ordering::Equal,
+                                (true, false) => std::cmp::Ordering::Greater,
+                                (false, true) => std::cmp::Ordering::Less,
+                                _ if top => b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal),
+                                _ => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+                            }
+                        });
+                        m[..k].to_vec()
+                    }
+                };
+                for j in chosen {
+                    selected[j][i] = input[j].vals[i];
+                    if !in_order[j] {
+                        in_order[j] = true;
+                        order.push(j);
+                    }
+                }
+            }
+        }
+        Ok(EVal::Vector(
+            order
+                .into_iter()
+                .map(|j| VSeries {
+                    labels: input[j].labels.clone(),
+                    drop_name: input[j].drop_name,
+                    vals: std::mem::take(&mut selected[j]),
+                })
+                .collect(),
+        ))
+    }
+
+    // ---------------------------------------------------------------- binary operators
+
+    fn eval_binary(&mut self, b: &BinaryExpr, steps: Steps) -> Result<EVal, Error> {
+        let op = b.op.id();
+        let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        let lhs = self.eval(&b.lhs, steps)?;
+        let rhs = self.eval(&b.rhs, steps)?;
+        match (lhs, rhs) {
+            (EVal::Scalar(l), EVal::Scalar(r)) => Ok(EVal::Scalar(
+                l.iter()
+                    .zip(r.iter())
+                    .map(|(a, b)| {
+                        let (v, keep) = binop(op, *a, *b);
+                        if is_comparison(op) {
+                            if keep { 1.0 } else { 0.0 }
+                        } else {
+                            v
+                        }
+                    })
+                    .collect(),
+            )),
+            (EVal::Vector(v), EVal::Scalar(s)) => Ok(EVal::Vector(self.vector_scalar(
+                op,
+                v,
+                &s,
+                false,
+                return_bool,
+            ))),
+            (EVal::Scalar(s), EVal::Vector(v)) => Ok(EVal::Vector(self.vector_scalar(
+                op,
+                v,
+                &s,
+                true,
+                return_bool,
+            ))),
+            (EVal::Vector(l), EVal::Vector(r)) => {
+                let card = b
+                    .modifier
+                    .as_ref()
+                    .map(|m| m.card.clone())
+                    .unwrap_or(VectorMatchCardinality::OneToOne);
+                let matching = b.modifier.as_ref().and_then(|m| m.matching.clone());
+                let fill = b
+                    .modifier
+                    .as_ref()
+                    .map(|m| m.fill_values.clone())
+                    .unwrap_or_default();
+                match op {
+                    T_LAND | T_LOR | T_LUNLESS => {
+                        Ok(EVal::Vector(set_op(op, l, r, &matching, steps)?))
+                    }
+                    _ => {
+                        let m = VectorMatching {
+                            card,
+                            matching,
+                            return_bool,
+                            fill,
+                        };
+                        Ok(EVal::Vector(self.vector_vector(op, (l, r), &m, steps)?))
+                    }
+                }
+            }
+            (l, r) => Err(Error::Invalid(format!(
+                "binary expression must contain only scalar and instant vector types, got {} and {}",
+                l.type_name(),
+                r.type_name()
+            ))),
+        }
+    }
+
+    fn vector_scalar(
+        &mut self,
+        op: TokenId,
+        mut v: Vec<VSeries>,
+        s: &[f64],
+        swap: bool,
+        return_bool: bool,
+    ) -> Vec<VSeries> {
+        let cmp = is_comparison(op);
+        for series in &mut v {
+            for (i, slot) in series.vals.iter_mut().enumerate() {
+                if let Some(x) = *slot {
+                    let (a, b) = if swap { (s[i], x) } else { (x, s[i]) };
+                    let (mut r, keep) = binop(op, a, b);
+                    if cmp {
+                        r = x;
+                    }
+                    *slot = if return_bool {
+                        Some(if keep { 1.0 } else { 0.0 })
+                    } else if keep {
+                        Some(r)
+                    } else {
+                        None
+                    };
+                }
+            }
+            if return_bool || !cmp {
+                self.drop_name(series);
+            }
+        }
+        v.retain(|s| s.vals.iter().any(Option::is_some));
+        v
+    }
+
+    fn vector_vector(
+        &mut self,
+        op: TokenId,
+        (lhs, rhs): (Vec<VSeries>, Vec<VSeries>),
+        m: &VectorMatching,
+        steps: Steps,
+    ) -> Result<Vec<VSeries>, Error> {
+        let VectorMatching {
+            card,
+            matching,
+            return_bool,
+            fill,
+        } = m;
+        let (card, matching, return_bool) = (card, matching, *return_bool);
+        let swapped = matches!(card, VectorMatchCardinality::OneToMany(_));
+        let (many, one) = if swapped { (&rhs, &lhs) } else { (&lhs, &rhs) };
+        // Values used for a missing partner: `fill_right` completes the many side's
+        // matches and `fill_left` the one side's, also for `group_right` (as Prometheus).
+        let (fill_one, fill_many) = (fill.rhs, fill.lhs);
+        let many_sig: Vec<u64> = many
+            .iter()
+            .map(|s| signature(&s.labels, matching))
+            .collect();
+        let one_sig: Vec<u64> = one.iter().map(|s| signature(&s.labels, matching)).collect();
+        let include: Option<&Vec<String>> = match card {
+            VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) => {
+                Some(&l.labels)
+            }
+            _ => None,
+        };
+        let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
+        let drops = return_bool || !is_comparison(op);
+        let mut out: Vec<VSeries> = Vec::new();
+        let mut out_index: HashMap<Labels, usize> = HashMap::new();
+        // Output series per (many index, one index); `usize::MAX` marks a filled side.
+        let mut pair_cache: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut one_map: HashMap<u64, usize> = HashMap::new();
+        let mut matched: HashSet<u64> = HashSet::new();
+        let mut one_used: HashSet<usize> = HashSet::new();
+        let mut inserted: HashSet<usize> = HashSet::new();
+        for i in 0..steps.n {
+            one_map.clear();
+            matched.clear();
+            one_used.clear();
+            inserted.clear();
+            for (j, s) in one.iter().enumerate() {
+                if s.vals[i].is_none() {
+                    continue;
+                }
+                if let Some(prev) = one_map.insert(one_sig[j], j) {
+                    let side = if swapped { "left" } else { "right" };
+                    return exec_err(format!(
+                        "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                        match_group(&s.labels, matching),
+                        s.labels,
+                        one[prev].labels
+                    ));
+                }
+            }
+            // (many index, one index, many value, one value)
+            let mut pairs: Vec<(usize, usize, f64, f64)> = Vec::new();
+            for (j, s) in many.iter().enumerate() {
+                let Some(mv) = s.vals[i] else { continue };
+                match one_map.get(&many_sig[j]) {
+                    Some(&o) => {
+                        if one_to_one && !matched.insert(many_sig[j]) {
+                            return exec_err(
+                                "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+                            );
+                        }
+                        one_used.insert(o);
+                        if let Some(ov) = one[o].vals[i] {
+                            pairs.push((j, o, mv, ov));
+                        }
+                    }
+                    None => {
+                        if let Some(f) = fill_one {
+                            pairs.push((j, usize::MAX, mv, f));
+                        }
+                    }
+                }
+            }
+            if let Some(f) = fill_many {
+                for (o, s) in one.iter().enumerate() {
+                    if let Some(ov) = s.vals[i]
+                        && !one_used.contains(&o)
+                    {
+                        pairs.push((usize::MAX, o, f, ov));
+                    }
+                }
+            }
+            for (j, o, mv, ov) in pairs {
+                let (a, b) = if swapped { (ov, mv) } else { (mv, ov) };
+                let (mut v, keep) = binop(op, a, b);
+                if is_comparison(op) {
+                    v = a;
+                }
+                if return_bool {
+                    v = if keep { 1.0 } else { 0.0 };
+                } else if !keep {
+                    continue;
+                }
+                let k = match pair_cache.get(&(j, o)) {
+                    Some(k) => *k,
+                    None => {
+                        let (labels, drop_name) = if j == usize::MAX {
+                            (match_group(&one[o].labels, matching), drops)
+                        } else {
+                            let one_labels = if o == usize::MAX {
+                                Labels::empty()
+                            } else {
+                                one[o].labels.clone()
+                            };
+                            (
+                                self.result_metric(
+                                    &many[j].labels,
+                                    &one_labels,
+                                    op,
+                                    card,
+                                    matching,
+                                    include,
+                                ),
+                                many[j].drop_name || drops,
+                            )
+                        };
+                        let k = *out_index.entry(labels.clone()).or_insert_with(|| {
+                            let mut vs = VSeries {
+                                labels,
+                                drop_name: false,
+                                vals: vec![None; steps.n],
+                            };
+                            if drop_name {
+                                self.drop_name(&mut vs);
+                            }
+                            out.push(vs);
+                            out.len() - 1
+                        });
+                        pair_cache.insert((j, o), k);
+                        k
+                    }
+                };
+                if !one_to_one && !inserted.insert(k) {
+                    return exec_err(
+                        "multiple matches for labels: grouping labels must ensure unique matches",
+                    );
+                }
+                out[k].vals[i] = Some(v);
+            }
+        }
+        Ok(out)
+    }
+
+    fn result_metric(
+        &self,
+        many: &Labels,
+        one: &Labels,
+        op: TokenId,
+        card: &VectorMatchCardinality,
+        matching: &Option<LabelModifier>,
+        include: Option<&Vec<String>>,
+    ) -> Labels {
+        let mut b = many.builder();
+        if !is_comparison(op) && !self.opts.delayed_name_removal {
+            b.del(METRIC_NAME);
+        }
+        if matches!(card, VectorMatchCardinality::OneToOne) {
+            match matching {
+                Some(LabelModifier::Include(ls)) => {
+                    let names: Vec<&str> = ls.labels.iter().map(String::as_str).collect();
+                    b.keep(&names);
+                }
+                Some(LabelModifier::Exclude(ls)) => {
+                    for l in &ls.labels {
+                        b.del(l);
+                    }
+                }
+                None => {}
+            }
+        }
+        if let Some(inc) = include {
+            for l in inc {
+                match one.get(l) {
+                    Some(v) => {
+                        b.set(l.clone(), v.to_string());
+                    }
+                    None => {
+                        b.del(l);
+                    }
+                }
+            }
+        }
+        b.build()
+    }
+}
+
+/// The vector-matching modifiers of a binary operation.
+struct VectorMatching {
+    card: VectorMatchCardinality,
+    matching: Option<LabelModifier>,
+    return_bool: bool,
+    fill: VectorMatchFillValues,
+}
+
+/// Static type of an expression, as Prometheus names it.
+pub(crate) fn expr_type(e: &Expr) -> &'static str {
+    use promql_parser::parser::value::ValueType;
+    match e.value_type() {
+        ValueType::Scalar => "scalar",
+        ValueType::Vector => "instant vector",
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
+    }
+}
+
+fn match_group(l: &Labels, matching: &Option<LabelModifier>) -> Labels {
+    let mut b = l.builder();
+    match matching {
+        Some(LabelModifier::Include(ls)) => {
+            let names: Vec<&str> = ls.labels.iter().map(String::as_str).collect();
+            b.keep(&names);
+        }
+        Some(LabelModifier::Exclude(ls)) => {
+            for n in &ls.labels {
+                b.del(n);
+            }
+            b.del(METRIC_NAME);
+        }
+        None => {
+            b.del(METRIC_NAME);
+        }
+    }
+    b.build()
+}
+
+/// Grouping labels of an aggregation and whether `__name__` survives grouping.
+fn group_labels(l: &Labels, m: &Option<LabelModifier>) -> (Labels, bool) {
+    match m {
+        None => (Labels::empty(), false),
+        Some(LabelModifier::Include(ls)) => {
+            let names: Vec<&str> = ls.labels.iter().map(String::as_str).collect();
+            let mut b = l.builder();
+            b.keep(&names);
+            (b.build(), names.contains(&METRIC_NAME))
+        }
+        Some(LabelModifier::Exclude(ls)) => {
+            let mut b = l.builder();
+            for n in &ls.labels {
+                b.del(n);
+            }
+            b.del(METRIC_NAME).del(TYPE_LABEL).del(UNIT_LABEL);
+            (b.build(), false)
+        }
+    }
+}
+
+/// Hash of the labels used for vector matching.
+fn signature(l: &Labels, matching: &Option<LabelModifier>) -> u64 {
+    let mut h = DefaultHasher::new();
+    match matching {
+        Some(LabelModifier::Include(ls)) => {
+            for x in l.iter().filter(|x| ls.labels.contains(&x.name)) {
+                x.name.hash(&mut h);
+                x.value.hash(&mut h);
+            }
+        }
+        Some(LabelModifier::Exclude(ls)) => {
+            for x in l
+                .iter()
+                .filter(|x| x.name != METRIC_NAME && !ls.labels.contains(&x.name))
+            {
+                x.name.hash(&mut h);
+                x.value.hash(&mut h);
+            }
+        }
+        None => {
+            for x in l.iter().filter(|x| x.name != METRIC_NAME) {
+                x.name.hash(&mut h);
+                x.value.hash(&mut h);
+            }
+        }
+    }
+    h.finish()
+}
+
+fn set_op(
+    op: TokenId,
+    lhs: Vec<VSeries>,
+    rhs: Vec<VSeries>,
+    matching: &Option<LabelModifier>,
+    steps: Steps,
+) -> Result<Vec<VSeries>, Error> {
+    let lsig: Vec<u64> = lhs.iter().map(|s| signature(&s.labels, matching)).collect();
+    let rsig: Vec<u64> = rhs.iter().map(|s| signature(&s.labels, matching)).collect();
+    let mut lhs = lhs;
+    let mut rhs = rhs;
+    let mut set: HashSet<u64> = HashSet::new();
+    for i in 0..steps.n {
+        set.clear();
+        match op {
+            T_LAND | T_LUNLESS => {
+                for (j, s) in rhs.iter().enumerate() {
+                    if s.vals[i].is_some() {
+                        set.insert(rsig[j]);
+                    }
+                }
+                for (j, s) in lhs.iter_mut().enumerate() {
+                    if s.vals[i].is_some() && (set.contains(&lsig[j]) != (op == T_LAND)) {
+                        s.vals[i] = None;
+                    }
+                }
+            }
+            _ => {
+                for (j, s) in lhs.iter().enumerate() {
+                    if s.vals[i].is_some() {
+                        set.insert(lsig[j]);
+                    }
+                }
+                for (j, s) in rhs.iter_mut().enumerate() {
+                    if s.vals[i].is_some() && set.contains(&rsig[j]) {
+                        s.vals[i] = None;
+                    }
+                }
+            }
+        }
+    }
+    if op == T_LOR {
+        lhs.append(&mut rhs);
+        lhs = merge_same(lhs);
+    }
+    lhs.retain(|s| s.vals.iter().any(Option::is_some));
+    Ok(lhs)
+}
+
+/// Merges series with identical labels and name-drop flag (their points never overlap).
+fn merge_same(series: Vec<VSeries>) -> Vec<VSeries> {
+    let mut out: Vec<VSeries> = Vec::with_capacity(series.len());
+    let mut idx: HashMap<(Labels, bool), usize> = HashMap::new();
+    for s in series {
+        match idx.get(&(s.labels.clone(), s.drop_name)) {
+            Some(&k) => {
+                for (d, v) in out[k].vals.iter_mut().zip(s.vals) {
+                    if d.is_none() {
+                        *d = v;
+                    }
+                }
+            }
+            None => {
+                idx.insert((s.labels.clone(), s.drop_name), out.len());
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
+/// Applies delayed name removal and rejects label sets that collide at the same step.
+pub(crate) fn finalize_names(series: Vec<VSeries>) -> Result<Vec<VSeries>, Error> {
+    let mut out: Vec<VSeries> = Vec::with_capacity(series.len());
+    let mut idx: HashMap<Labels, usize> = HashMap::new();
+    for mut s in series {
+        if s.drop_name {
+            s.labels = without_name(&s.labels);
+            s.drop_name = false;
+        }
+        match idx.get(&s.labels) {
+            Some(&k) => {
+                for (d, v) in out[k].vals.iter_mut().zip(s.vals) {
+                    if v.is_some() {
+                        if d.is_some() {
+                            return exec_err(
+                                "vector cannot contain metrics with the same labelset",
+                            );
+                        }
+                        *d = v;
+                    }
+                }
+            }
+            None => {
+                idx.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn is_comparison(op: TokenId) -> bool {
+    matches!(op, T_EQLC | T_NEQ | T_GTR | T_LSS | T_GTE | T_LTE)
+}
+
+/// Applies an arithmetic or comparison operator; returns the value and whether a
+/// comparison holds (always true for arithmetic).
+pub(crate) fn binop(op: TokenId, a: f64, b: f64) -> (f64, bool) {
+    match op {
+        T_ADD => (a + b, true),
+        T_SUB => (a - b, true),
+        T_MUL => (a * b, true),
+        T_DIV => (a / b, true),
+        T_POW => (a.powf(b), true),
+        T_MOD => (a % b, true),
+        T_ATAN2 => (a.atan2(b), true),
+        T_EQLC => (a, a == b),
+        T_NEQ => (a, a != b),
+        T_GTR => (a, a > b),
+        T_LSS => (a, a < b),
+        T_GTE => (a, a >= b),
+        T_LTE => (a, a <= b),
+        _ => (f64::NAN, false),
+    }
+}
+
+/// Running state of one aggregation group at one step.
+#[derive(Debug, Clone, Default)]
+struct Acc {
+    count: f64,
+    sum: f64,
+    c: f64,
+    mean: f64,
+    mean_c: f64,
+    incremental: bool,
+    value: f64,
+    aux: f64,
+    aux_c: f64,
+}
+
+impl Acc {
+    fn add(&mut self, op: TokenId, v: f64) {
+        let first = self.count == 0.0;
+        self.count += 1.0;
+        match op {
+            T_SUM => {
+                (self.sum, self.c) = kahan_inc(v, self.sum, self.c);
+            }
+            T_AVG => {
+                if first {
+                    self.sum = v;
+                    return;
+                }
+                if !self.incremental {
+                    let (ns, nc) = kahan_inc(v, self.sum, self.c);
+                    if !ns.is_infinite() {
+                        self.sum = ns;
+                        self.c = nc;
+                        return;
+                    }
+                    self.incremental = true;
+                    self.mean = self.sum / (self.count - 1.0);
+                    self.mean_c = self.c / (self.count - 1.0);
+                }
+                if self.mean.is_infinite() {
+                    if v.is_infinite() && (self.mean > 0.0) == (v > 0.0) {
+                        return;
+                    }
+                    if !v.is_infinite() && !v.is_nan() {
+                        return;
+                    }
+                }
+                let q = (self.count - 1.0) / self.count;
+                (self.mean, self.mean_c) =
+                    kahan_inc(v / self.count, q * self.mean, q * self.mean_c);
+            }
+            T_MIN if first || self.value > v || self.value.is_nan() => self.value = v,
+            T_MAX if first || self.value < v || self.value.is_nan() => self.value = v,
+            T_STDDEV | T_STDVAR => {
+                let delta = v - (self.mean + self.mean_c);
+                (self.mean, self.mean_c) = kahan_inc(delta / self.count, self.mean, self.mean_c);
+                let nd = v - (self.mean + self.mean_c);
+                (self.aux, self.aux_c) = kahan_inc(delta * nd, self.aux, self.aux_c);
+            }
+            _ => {}
+        }
+    }
+
+    fn result(&self, op: TokenId) -> f64 {
+        match op {
+            T_SUM => {
+                if self.sum.is_infinite() {
+                    self.sum
+                } else {
+                    self.sum + self.c
+                }
+            }
+            T_AVG => {
+                if self.incremental {
+                    self.mean + self.mean_c
+                } else if self.count == 1.0 {
+                    self.sum
+                } else {
+                    let s = self.sum / self.count;
+                    if s.is_infinite() {
+                        s
+                    } else {
+                        s + self.c / self.count
+                    }
+                }
+            }
+            T_MIN | T_MAX => self.value,
+            T_COUNT => self.count,
+            T_GROUP => 1.0,
+            T_STDVAR => (self.aux + self.aux_c) / self.count,
+            T_STDDEV => ((self.aux + self.aux_c) / self.count).sqrt(),
+            _ => f64::NAN,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vs(pairs: &[(&str, &str)], vals: &[Option<f64>], drop_name: bool) -> VSeries {
+        VSeries {
+            labels: Labels::from_pairs(pairs.iter().copied()),
+            drop_name,
+            vals: vals.to_vec(),
+        }
+    }
+
+    #[test]
+    fn delayed_name_removal_merges_disjoint_and_rejects_overlap() {
+        let a = vs(&[("__name__", "a"), ("x", "1")], &[Some(1.0), None], true);
+        let b = vs(&[("__name__", "b"), ("x", "1")], &[None, Some(2.0)], true);
+        let merged = finalize_names(vec![a.clone(), b]).unwrap();
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].labels, Labels::from_pairs([("x", "1")]));
+        assert_eq!(merged[0].vals, vec![Some(1.0), Some(2.0)]);
+        let c = vs(&[("__name__", "c"), ("x", "1")], &[Some(3.0), None], true);
+        let err = finalize_names(vec![a, c]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "vector cannot contain metrics with the same labelset"
+        );
+        let kept = finalize_names(vec![vs(&[("__name__", "k")], &[Some(1.0)], false)]).unwrap();
+        assert_eq!(kept[0].labels.metric_name(), Some("k"));
+    }
+
+    #[test]
+    fn matching_signatures_ignore_the_name() {
+        let a = Labels::from_pairs([("__name__", "a"), ("job", "j"), ("i", "1")]);
+        let b = Labels::from_pairs([("__name__", "b"), ("job", "j"), ("i", "1")]);
+        assert_eq!(signature(&a, &None), signature(&b, &None));
+        let on_job = Some(LabelModifier::include(vec!["job"]));
+        let c = Labels::from_pairs([("job", "j"), ("i", "2")]);
+        assert_eq!(signature(&a, &on_job), signature(&c, &on_job));
+        assert_ne!(signature(&a, &None), signature(&c, &None));
+        let ignoring_i = Some(LabelModifier::exclude(vec!["i"]));
+        assert_eq!(signature(&a, &ignoring_i), signature(&c, &ignoring_i));
+    }
+
+    #[test]
+    fn operators_follow_go_float_semantics() {
+        assert_eq!(binop(T_MOD, 7.0, 3.0), (1.0, true));
+        assert!(binop(T_MOD, 1.0, 0.0).0.is_nan());
+        assert_eq!(binop(T_POW, 2.0, 10.0).0, 1024.0);
+        assert_eq!(binop(T_DIV, 1.0, 0.0).0, f64::INFINITY);
+        assert_eq!(binop(T_GTR, 3.0, 2.0), (3.0, true));
+        assert_eq!(binop(T_LTE, 3.0, 2.0), (3.0, false));
+        assert!(!binop(T_EQLC, f64::NAN, f64::NAN).1);
+    }
+
+    #[test]
+    fn aggregation_accumulators() {
+        let mut avg = Acc::default();
+        for v in [f64::MAX, f64::MAX, -f64::MAX] {
+            avg.add(T_AVG, v);
+        }
+        // The sum overflows; the incremental mean does not.
+        assert!((avg.result(T_AVG) - f64::MAX / 3.0).abs() / (f64::MAX / 3.0) < 1e-9);
+        let mut sd = Acc::default();
+        for v in [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0] {
+            sd.add(T_STDDEV, v);
+        }
+        assert_eq!(sd.result(T_STDDEV), 2.0);
+        let mut max = Acc::default();
+        for v in [f64::NAN, 1.0, 3.0] {
+            max.add(T_MAX, v);
+        }
+        assert_eq!(max.result(T_MAX), 3.0);
+    }
+}

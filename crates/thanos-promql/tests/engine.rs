@@ -1,0 +1,265 @@
+//! Engine API tests: the async fetch path, select hints, limits and error texts.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use thanos_model::sample::stale_nan;
+use thanos_model::{Labels, Matcher};
+use thanos_promql::{
+    Engine, EngineOptions, Error, MemoryStorage, SelectHints, Series, Storage, StorageError, Value,
+};
+
+fn storage() -> MemoryStorage {
+    let mut s = MemoryStorage::new();
+    for (job, step) in [("a", 1.0), ("b", 2.0)] {
+        let l = Labels::from_pairs([("__name__", "http_requests_total"), ("job", job)]);
+        for i in 0..=20 {
+            s.append(&l, i * 60_000, i as f64 * step).unwrap();
+        }
+    }
+    s
+}
+
+/// Wraps a storage and records every select.
+struct Recording {
+    inner: MemoryStorage,
+    calls: Mutex<Vec<(String, SelectHints)>>,
+}
+
+#[async_trait]
+impl Storage for Recording {
+    async fn select(
+        &self,
+        matchers: &[Matcher],
+        hints: &SelectHints,
+    ) -> Result<Vec<Series>, StorageError> {
+        let key = matchers
+            .iter()
+            .map(|m| m.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        self.calls.lock().unwrap().push((key, hints.clone()));
+        self.inner.select(matchers, hints).await
+    }
+}
+
+struct Failing;
+
+#[async_trait]
+impl Storage for Failing {
+    async fn select(&self, _: &[Matcher], _: &SelectHints) -> Result<Vec<Series>, StorageError> {
+        Err("store unavailable".into())
+    }
+}
+
+fn vector(v: &Value) -> Vec<(String, f64)> {
+    match v {
+        Value::Vector(v) => {
+            let mut out: Vec<_> = v.iter().map(|s| (s.labels.to_string(), s.v)).collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        }
+        other => panic!("expected vector, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instant_query_fetches_each_selector_once_with_hints() {
+    let rec = Recording {
+        inner: storage(),
+        calls: Mutex::new(Vec::new()),
+    };
+    let engine = Engine::default();
+    let r = engine
+        .instant_query(
+            &rec,
+            "sum by (job) (rate(http_requests_total[5m] offset 1m)) / sum by (job) (rate(http_requests_total[5m] offset 1m))",
+            600_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        vector(&r.value),
+        vec![
+            ("{job=\"a\"}".to_string(), 1.0),
+            ("{job=\"b\"}".to_string(), 1.0)
+        ]
+    );
+    let calls = rec.calls.lock().unwrap();
+    assert_eq!(
+        calls.len(),
+        1,
+        "identical selectors are fetched once: {calls:?}"
+    );
+    let h = &calls[0].1;
+    assert_eq!(
+        (h.start, h.end, h.range),
+        (600_000 - 60_000 - 300_000, 540_000, 300_000)
+    );
+    assert_eq!(h.func.as_deref(), Some("rate"));
+}
+
+#[tokio::test]
+async fn rate_and_range_query_shapes() {
+    let s = storage();
+    let engine = Engine::default();
+    let r = engine
+        .instant_query(&s, "rate(http_requests_total{job=\"b\"}[5m])", 600_000)
+        .await
+        .unwrap();
+    let v = vector(&r.value);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].0, "{job=\"b\"}", "rate drops the metric name");
+    assert!((v[0].1 - 2.0 / 60.0).abs() < 1e-12);
+
+    let r = engine
+        .range_query(&s, "http_requests_total", 0, 120_000, 60_000)
+        .await
+        .unwrap();
+    let Value::Matrix(m) = r.value else {
+        panic!("expected matrix")
+    };
+    assert_eq!(m.len(), 2);
+    assert!(m[0].labels < m[1].labels, "matrix is sorted by labels");
+    assert_eq!(
+        m[1].samples.iter().map(|p| p.v).collect::<Vec<_>>(),
+        vec![0.0, 2.0, 4.0]
+    );
+
+    let r = engine
+        .range_query(&s, "1 + 2", 0, 60_000, 30_000)
+        .await
+        .unwrap();
+    let Value::Matrix(m) = r.value else {
+        panic!("expected matrix")
+    };
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].samples.len(), 3);
+
+    let r = engine.instant_query(&s, "time()", 5_000).await.unwrap();
+    assert_eq!(r.value, Value::Scalar { t: 5_000, v: 5.0 });
+}
+
+#[tokio::test]
+async fn staleness_lookback_and_left_open_windows() {
+    let mut s = MemoryStorage::new();
+    let l = Labels::from_pairs([("__name__", "m")]);
+    s.append(&l, 0, 1.0).unwrap();
+    s.append(&l, 60_000, 2.0).unwrap();
+    s.append(&l, 120_000, stale_nan()).unwrap();
+    let engine = Engine::default();
+    let at = |t| {
+        let e = engine.clone();
+        let s = &s;
+        async move { vector(&e.instant_query(s, "m", t).await.unwrap().value) }
+    };
+    assert_eq!(at(90_000).await, vec![("{__name__=\"m\"}".into(), 2.0)]);
+    assert!(
+        at(120_000).await.is_empty(),
+        "a stale marker ends the series"
+    );
+    let r = engine
+        .instant_query(&s, "count_over_time(m[1m])", 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        vector(&r.value),
+        vec![("{}".into(), 1.0)],
+        "the window is (t-1m, t]"
+    );
+    let mut s2 = MemoryStorage::new();
+    s2.append(&l, 0, 1.0).unwrap();
+    let r = engine.instant_query(&s2, "m", 300_000).await.unwrap();
+    assert!(vector(&r.value).is_empty(), "lookback is left-open too");
+    let expr = engine.parse("m").unwrap();
+    let p = thanos_promql::QueryParams::instant(300_000).with_lookback_delta(600_000);
+    let r = engine.exec(&s2, expr, p).await.unwrap();
+    assert_eq!(vector(&r.value).len(), 1, "per-query lookback delta");
+}
+
+#[tokio::test]
+async fn limits_and_errors() {
+    let s = storage();
+    let small = Engine::new(EngineOptions {
+        max_samples: 10,
+        ..EngineOptions::default()
+    });
+    let err = small
+        .range_query(&s, "http_requests_total", 0, 1_200_000, 60_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooManySamples { limit: 10 }), "{err}");
+    assert!(err.to_string().contains("too many samples"));
+
+    let err = small
+        .instant_query(&s, "max_over_time(http_requests_total[1h:1s])", 3_600_000)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::TooManySamples { .. }),
+        "huge subquery grids are refused: {err}"
+    );
+
+    let engine = Engine::default();
+    let err = engine
+        .range_query(&s, "http_requests_total[5m]", 0, 60_000, 60_000)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
+    );
+    assert!(matches!(
+        engine.instant_query(&s, "sum(", 0).await,
+        Err(Error::Parse(_))
+    ));
+    let err = engine
+        .instant_query(&s, "http_requests_total + on() http_requests_total", 60_000)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("many-to-many matching not allowed"),
+        "{err}"
+    );
+    let err = engine.instant_query(&Failing, "up", 0).await.unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }));
+    assert!(err.to_string().contains("store unavailable"));
+    assert!(
+        matches!(
+            engine
+                .instant_query(&s, "sort_by_label(up, \"a\")", 0)
+                .await,
+            Err(Error::Parse(_))
+        ),
+        "experimental functions are off by default"
+    );
+}
+
+#[tokio::test]
+async fn name_removal_modes() {
+    let s = storage();
+    let q = "sum by (__name__) (rate(http_requests_total[5m]))";
+    let eager = Engine::default();
+    let r = eager.instant_query(&s, q, 600_000).await.unwrap();
+    assert_eq!(vector(&r.value).len(), 1);
+    assert_eq!(vector(&r.value)[0].0, "{}");
+    let delayed = Engine::new(EngineOptions {
+        delayed_name_removal: true,
+        ..EngineOptions::default()
+    });
+    let r = delayed
+        .instant_query(
+            &s,
+            "label_replace(rate(http_requests_total[5m]), \"n\", \"$1\", \"__name__\", \"(.*)\")",
+            600_000,
+        )
+        .await
+        .unwrap();
+    let v = vector(&r.value);
+    assert!(
+        v.iter()
+            .all(|(l, _)| l.contains("n=\"http_requests_total\"") && !l.contains("__name__")),
+        "{v:?}"
+    );
+}
