@@ -28,6 +28,7 @@ use std::fmt;
 /// | `NotFound` | 404 | `NotFound` | `not_found` |
 /// | `Conflict` | 409 | `AlreadyExists` | `bad_data` |
 /// | `TooLarge` | 413 | `ResourceExhausted` | `bad_data` |
+/// | `UnsupportedMediaType` | 415 | `InvalidArgument` | `bad_data` |
 /// | `Unprocessable` | 422 | `FailedPrecondition` | `execution` |
 /// | `TooManyRequests` | 429 | `ResourceExhausted` | `unavailable` |
 /// | `Internal` | 500 | `Internal` | `internal` |
@@ -55,6 +56,9 @@ pub enum ErrorKind {
     Conflict,
     /// The request exceeds a size or count limit (body size, series/samples per request).
     TooLarge,
+    /// The body's content type or encoding is not supported (remote write 2.0 requires 415
+    /// here; gRPC has no such class, so it travels as `InvalidArgument`). Never retried.
+    UnsupportedMediaType,
     /// The request is well-formed but cannot be executed (PromQL execution error).
     Unprocessable,
     /// A rate or active-series limit was hit; the sender may retry later.
@@ -73,13 +77,14 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for exhaustive tests and documentation.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::BadRequest,
         ErrorKind::Unauthenticated,
         ErrorKind::PermissionDenied,
         ErrorKind::NotFound,
         ErrorKind::Conflict,
         ErrorKind::TooLarge,
+        ErrorKind::UnsupportedMediaType,
         ErrorKind::Unprocessable,
         ErrorKind::TooManyRequests,
         ErrorKind::Internal,
@@ -99,6 +104,7 @@ impl ErrorKind {
             ErrorKind::NotFound => S::NOT_FOUND,
             ErrorKind::Conflict => S::CONFLICT,
             ErrorKind::TooLarge => S::PAYLOAD_TOO_LARGE,
+            ErrorKind::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::Unprocessable => S::UNPROCESSABLE_ENTITY,
             ErrorKind::TooManyRequests => S::TOO_MANY_REQUESTS,
             ErrorKind::Internal => S::INTERNAL_SERVER_ERROR,
@@ -113,7 +119,7 @@ impl ErrorKind {
     pub fn grpc_code(self) -> tonic::Code {
         use tonic::Code as C;
         match self {
-            ErrorKind::BadRequest => C::InvalidArgument,
+            ErrorKind::BadRequest | ErrorKind::UnsupportedMediaType => C::InvalidArgument,
             ErrorKind::Unauthenticated => C::Unauthenticated,
             ErrorKind::PermissionDenied => C::PermissionDenied,
             ErrorKind::NotFound => C::NotFound,
@@ -135,7 +141,8 @@ impl ErrorKind {
             | ErrorKind::Unauthenticated
             | ErrorKind::PermissionDenied
             | ErrorKind::Conflict
-            | ErrorKind::TooLarge => "bad_data",
+            | ErrorKind::TooLarge
+            | ErrorKind::UnsupportedMediaType => "bad_data",
             ErrorKind::NotFound => "not_found",
             ErrorKind::Unprocessable => "execution",
             ErrorKind::TooManyRequests | ErrorKind::Unavailable => "unavailable",
@@ -190,6 +197,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::NotFound => "not found",
             ErrorKind::Conflict => "conflict",
             ErrorKind::TooLarge => "too large",
+            ErrorKind::UnsupportedMediaType => "unsupported media type",
             ErrorKind::Unprocessable => "unprocessable",
             ErrorKind::TooManyRequests => "too many requests",
             ErrorKind::Internal => "internal",
@@ -216,6 +224,11 @@ mod tests {
             (ErrorKind::BadRequest, 400, tonic::Code::InvalidArgument),
             (ErrorKind::Internal, 500, tonic::Code::Internal),
             (ErrorKind::TooLarge, 413, tonic::Code::ResourceExhausted),
+            (
+                ErrorKind::UnsupportedMediaType,
+                415,
+                tonic::Code::InvalidArgument,
+            ),
             (
                 ErrorKind::TooManyRequests,
                 429,
@@ -244,9 +257,12 @@ mod tests {
     fn grpc_round_trip_is_stable() {
         for kind in ErrorKind::ALL {
             let back = ErrorKind::from_grpc_code(kind.grpc_code());
-            // TooLarge and TooManyRequests share ResourceExhausted; everything else is exact.
+            // TooLarge and TooManyRequests share ResourceExhausted, UnsupportedMediaType and
+            // BadRequest share InvalidArgument; everything else is exact.
             if kind == ErrorKind::TooLarge {
                 assert_eq!(back, ErrorKind::TooManyRequests);
+            } else if kind == ErrorKind::UnsupportedMediaType {
+                assert_eq!(back, ErrorKind::BadRequest);
             } else {
                 assert_eq!(back, kind, "{kind}");
             }

@@ -1,0 +1,405 @@
+//! The remote-write HTTP endpoint `POST /api/v1/receive` (mirrors Thanos
+//! `pkg/receive/handler.go` in IngestorOnly mode: everything is written locally).
+//!
+//! Request handling order (components.md §3.4): readiness (503 until the prober is
+//! ready), concurrency gate ([`HandlerOptions::max_concurrency`]), tenant
+//! (`--receive.tenant-header`, then `THANOS-TENANT`, then `--receive.default-tenant-id`;
+//! 400 unless a single path element), media type (415),
+//! size (`Content-Length`, bytes read, declared snappy length: 413), decoding (400),
+//! request limits (413), then the tenant head's [`Head::append_batch`]. Success is 200
+//! with an empty body; failures carry the aggregated error text and the status of the
+//! error's [`ErrorKind`](thanos_server::ErrorKind). Remote write 2.0 responses carry the
+//! `X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written` headers.
+//!
+//! Decoding and appending run on the blocking pool, never on the async workers.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use thanos_proto::remote_write::VERSION_HEADER;
+use thanos_server::Prober;
+use tokio::sync::Semaphore;
+
+use crate::error::WriteError;
+use crate::head::{AppendReport, Head};
+use crate::multitsdb::{MultiTsdb, validate_tenant};
+use crate::write::{Protocol, WriteLimits, decode_request, negotiate};
+
+/// Path of the remote-write endpoint.
+pub const RECEIVE_PATH: &str = "/api/v1/receive";
+/// Default of `--receive.tenant-header`.
+pub const DEFAULT_TENANT_HEADER: &str = "THANOS-TENANT";
+/// Default of `--receive.default-tenant-id`.
+pub const DEFAULT_TENANT_ID: &str = "default-tenant";
+
+const SAMPLES_WRITTEN: &str = "X-Prometheus-Remote-Write-Samples-Written";
+const HISTOGRAMS_WRITTEN: &str = "X-Prometheus-Remote-Write-Histograms-Written";
+const EXEMPLARS_WRITTEN: &str = "X-Prometheus-Remote-Write-Exemplars-Written";
+
+/// Settings of the receive handler.
+#[derive(Debug, Clone)]
+pub struct HandlerOptions {
+    /// `--receive.tenant-header`.
+    pub tenant_header: String,
+    /// `--receive.default-tenant-id`.
+    pub default_tenant: String,
+    /// Request size and count limits.
+    pub limits: WriteLimits,
+    /// Most write requests decoded and appended at once (`write.global.max_concurrency`);
+    /// further requests wait. 0 = unlimited. Bounds the memory held by request bodies.
+    pub max_concurrency: usize,
+}
+
+impl Default for HandlerOptions {
+    fn default() -> Self {
+        Self {
+            tenant_header: DEFAULT_TENANT_HEADER.to_owned(),
+            default_tenant: DEFAULT_TENANT_ID.to_owned(),
+            limits: WriteLimits::default(),
+            max_concurrency: 0,
+        }
+    }
+}
+
+struct HandlerMetrics {
+    pending: IntGauge,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    write_series: HistogramVec,
+    write_samples: HistogramVec,
+}
+
+impl HandlerMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "Tracks the number of HTTP requests."),
+            &["code", "handler", "method", "tenant"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Tracks the latencies for HTTP requests.",
+            ),
+            &["code", "handler", "method", "tenant"],
+        )?;
+        let buckets = vec![10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0];
+        let write_series = HistogramVec::new(
+            HistogramOpts::new(
+                "thanos_receive_write_timeseries",
+                "The number of timeseries received in the incoming write requests.",
+            )
+            .buckets(buckets.clone()),
+            &["code", "tenant"],
+        )?;
+        let write_samples = HistogramVec::new(
+            HistogramOpts::new(
+                "thanos_receive_write_samples",
+                "The number of sampled received in the incoming write requests.",
+            )
+            .buckets(buckets),
+            &["code", "tenant"],
+        )?;
+        let pending = IntGauge::new(
+            "thanos_receive_pending_write_requests",
+            "The number of pending write requests.",
+        )?;
+        registry.register(Box::new(pending.clone()))?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(write_series.clone()))?;
+        registry.register(Box::new(write_samples.clone()))?;
+        Ok(Self {
+            pending,
+            requests,
+            duration,
+            write_series,
+            write_samples,
+        })
+    }
+}
+
+struct Inner {
+    options: HandlerOptions,
+    gate: Option<Arc<Semaphore>>,
+    tsdb: Arc<MultiTsdb>,
+    prober: Prober,
+    metrics: HandlerMetrics,
+}
+
+/// The remote-write handler; cheap to clone.
+#[derive(Clone)]
+pub struct Handler {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler")
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Outcome of one write, before it is turned into a response.
+struct Outcome {
+    protocol: Option<Protocol>,
+    series: usize,
+    samples: usize,
+    written: u64,
+    result: Result<(), WriteError>,
+}
+
+impl Handler {
+    /// A handler writing into `tsdb`, gated by `prober`'s readiness; registers
+    /// `http_requests_total`, `http_request_duration_seconds` (label
+    /// `handler="receive"`), `thanos_receive_write_timeseries`,
+    /// `thanos_receive_write_samples` and `thanos_receive_pending_write_requests` on
+    /// `registry`.
+    pub fn new(
+        options: HandlerOptions,
+        tsdb: Arc<MultiTsdb>,
+        prober: Prober,
+        registry: &Registry,
+    ) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                gate: (options.max_concurrency > 0)
+                    .then(|| Arc::new(Semaphore::new(options.max_concurrency))),
+                options,
+                tsdb,
+                prober,
+                metrics: HandlerMetrics::new(registry)?,
+            }),
+        })
+    }
+
+    /// The router serving `POST /api/v1/receive` (other methods: 405).
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(RECEIVE_PATH, post(receive))
+            .with_state(self.clone())
+    }
+
+    /// The tenant of a request: the configured tenant header, else `THANOS-TENANT`, else
+    /// the default tenant.
+    fn tenant(&self, headers: &HeaderMap) -> String {
+        let value = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        value(&self.inner.options.tenant_header)
+            .or_else(|| value(DEFAULT_TENANT_HEADER))
+            .unwrap_or_else(|| self.inner.options.default_tenant.clone())
+    }
+
+    async fn handle(&self, tenant: &str, headers: &HeaderMap, body: Body) -> Outcome {
+        let mut outcome = Outcome {
+            protocol: None,
+            series: 0,
+            samples: 0,
+            written: 0,
+            result: Ok(()),
+        };
+        if !self.inner.prober.is_ready() {
+            outcome.result = Err(WriteError::NotReady);
+            return outcome;
+        }
+        let _pending = Pending::start(&self.inner.metrics.pending);
+        // Moved into the blocking write, so it is held until the write really finished,
+        // even if the client goes away meanwhile.
+        let permit = match &self.inner.gate {
+            Some(gate) => match Arc::clone(gate).acquire_owned().await {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    outcome.result = Err(WriteError::NotReady);
+                    return outcome;
+                }
+            },
+            None => None,
+        };
+        match self.prepare(tenant, headers, body, &mut outcome).await {
+            Ok((protocol, body)) => {
+                let this = self.clone();
+                let tenant_owned = tenant.to_owned();
+                let joined = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    this.write(&tenant_owned, protocol, &body)
+                })
+                .await;
+                match joined {
+                    Ok((series, samples, written, result)) => {
+                        outcome.series = series;
+                        outcome.samples = samples;
+                        outcome.written = written;
+                        outcome.result = result;
+                    }
+                    Err(err) => {
+                        outcome.result = Err(WriteError::Task {
+                            tenant: tenant.to_owned(),
+                            reason: err.to_string(),
+                        })
+                    }
+                }
+            }
+            Err(err) => outcome.result = Err(err),
+        }
+        outcome
+    }
+
+    /// Every check that needs no decoding, then reading the body within the size limit.
+    async fn prepare(
+        &self,
+        tenant: &str,
+        headers: &HeaderMap,
+        body: Body,
+        outcome: &mut Outcome,
+    ) -> Result<(Protocol, Bytes), WriteError> {
+        validate_tenant(tenant)?;
+        let header = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        let protocol = negotiate(
+            header(header::CONTENT_TYPE.as_str()),
+            header(header::CONTENT_ENCODING.as_str()),
+            header(VERSION_HEADER),
+        )?;
+        outcome.protocol = Some(protocol);
+        let max = self.inner.options.limits.max_body_bytes;
+        if let Some(len) =
+            header(header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok())
+            && len > max as u64
+        {
+            return Err(WriteError::BodyTooLarge { len, max });
+        }
+        match Limited::new(body, max).collect().await {
+            Ok(collected) => Ok((protocol, collected.to_bytes())),
+            Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+                Err(WriteError::BodyTooLarge {
+                    len: max as u64 + 1,
+                    max,
+                })
+            }
+            Err(err) => Err(WriteError::ReadBody {
+                reason: err.to_string(),
+            }),
+        }
+    }
+
+    /// Decodes and appends; returns (series, samples, samples written, result).
+    fn write(
+        &self,
+        tenant: &str,
+        protocol: Protocol,
+        body: &[u8],
+    ) -> (usize, usize, u64, Result<(), WriteError>) {
+        let batch = match decode_request(protocol, body, &self.inner.options.limits) {
+            Ok(batch) => batch,
+            Err(err) => return (0, 0, 0, Err(err)),
+        };
+        let (series, samples) = (batch.received_series(), batch.received_samples());
+        let mut report = AppendReport::default();
+        if !batch.series.is_empty() {
+            let head: Arc<Head> = match self.inner.tsdb.tenant_head(tenant) {
+                Ok(head) => head,
+                Err(err) => return (series, samples, 0, Err(err)),
+            };
+            report = head.append_batch(&batch, now_ms());
+        }
+        let mut rejections = batch.rejections;
+        rejections.merge(&report.rejections);
+        let written = report.appended + report.identical;
+        let result = if rejections.is_empty() {
+            Ok(())
+        } else {
+            Err(WriteError::Rejected(Box::new(rejections)))
+        };
+        (series, samples, written, result)
+    }
+}
+
+/// Counts a request in `thanos_receive_pending_write_requests` until dropped.
+struct Pending(IntGauge);
+
+impl Pending {
+    fn start(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+async fn receive(State(handler): State<Handler>, headers: HeaderMap, body: Body) -> Response {
+    let start = Instant::now();
+    let tenant = handler.tenant(&headers);
+    let outcome = handler.handle(&tenant, &headers, body).await;
+    let status = match &outcome.result {
+        Ok(()) => StatusCode::OK,
+        Err(err) => err.http_status(),
+    };
+    // Invalid tenant names are not used as label values.
+    let tenant_label = if validate_tenant(&tenant).is_ok() {
+        tenant.as_str()
+    } else {
+        ""
+    };
+    let code = status.as_str();
+    let m = &handler.inner.metrics;
+    m.requests
+        .with_label_values(&[code, "receive", "post", tenant_label])
+        .inc();
+    m.duration
+        .with_label_values(&[code, "receive", "post", tenant_label])
+        .observe(start.elapsed().as_secs_f64());
+    if outcome.series > 0 {
+        m.write_series
+            .with_label_values(&[code, tenant_label])
+            .observe(outcome.series as f64);
+        m.write_samples
+            .with_label_values(&[code, tenant_label])
+            .observe(outcome.samples as f64);
+    }
+    let mut response = match outcome.result {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(err) => {
+            let kind = err.kind();
+            if kind.is_retryable() {
+                tracing::warn!(tenant, err = %err, %kind, "remote write failed");
+            } else {
+                tracing::debug!(tenant, err = %err, %kind, "remote write rejected");
+            }
+            (status, err.to_string()).into_response()
+        }
+    };
+    if outcome.protocol == Some(Protocol::V2) {
+        let h = response.headers_mut();
+        h.insert(SAMPLES_WRITTEN, HeaderValue::from(outcome.written));
+        h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(0u64));
+        h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(0u64));
+    }
+    response
+}

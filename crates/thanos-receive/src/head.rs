@@ -1,0 +1,714 @@
+//! The in-memory head of one tenant: series with XOR chunks, append rules and queries.
+//!
+//! Mirrors Prometheus's `tsdb/head` (`head.go`, `head_append.go`, `head_read.go`) for float
+//! samples:
+//!
+//! * Series are interned by label set in striped hash maps keyed by
+//!   [`Labels::stable_hash`]; hash collisions are kept in a per-stripe side map, as
+//!   Prometheus's `stripeSeries` does. A series keeps its labels packed in a single
+//!   allocation (length-prefixed names and values, like Prometheus's `stringlabels`), not
+//!   as one heap string per name and value.
+//! * Each series holds closed, exactly-sized XOR chunks plus one open chunk; the open chunk
+//!   is cut after [`HeadOptions::samples_per_chunk`] samples (120, as Prometheus) or when
+//!   a sample crosses the chunk-range boundary (2h-aligned), so chunks never span blocks.
+//! * Append rules (per sample): `t` further than the too-far-in-future window ahead of
+//!   now → [`Reason::TooFarInFuture`], checked before anything is touched, so a wild
+//!   timestamp neither creates the series nor moves the head's max time; `t` below the
+//!   minimum valid time (`max(min_valid_time, max_time - chunk_range/2)`) →
+//!   [`Reason::OutOfBounds`]; `t` below the series' last timestamp →
+//!   [`Reason::OutOfOrder`]; equal timestamp with a different value (bitwise) →
+//!   [`Reason::DuplicateSample`]; an identical resend is a no-op. Rejected samples are
+//!   counted per reason; the other samples of the same request are kept.
+//! * Concurrency: appenders take a stripe's read lock and then the series' own mutex;
+//!   only creating a series takes a stripe's write lock. There is no global lock.
+//!
+//! Durability: [`Head::append_batch`] is the single entry point of the write path. A
+//! write-ahead log is not wired in yet, so an acknowledged write lives only in memory;
+//! the WAL record (series + samples) must be logged and synced inside `append_batch`
+//! before it returns, once the WAL crate is available.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock};
+
+use bytes::Bytes;
+use prometheus::{IntCounter, IntGauge};
+use thanos_model::{Label, Labels, Matcher, Sample, XorChunk, XorIterator};
+
+use crate::error::{Reason, Rejections};
+use crate::write::{Batch, SeriesSamples};
+
+/// Settings of a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadOptions {
+    /// Block/chunk range in milliseconds (`--tsdb.min-block-duration`, 2h); chunks are cut
+    /// at multiples of it and the append window is half of it.
+    pub chunk_range_ms: i64,
+    /// Samples after which the open chunk is cut (Prometheus: 120).
+    pub samples_per_chunk: usize,
+    /// `--tsdb.too-far-in-future.time-window` in milliseconds; 0 disables the check.
+    pub too_far_in_future_ms: i64,
+}
+
+impl Default for HeadOptions {
+    fn default() -> Self {
+        Self {
+            chunk_range_ms: 2 * 3600 * 1000,
+            samples_per_chunk: 120,
+            too_far_in_future_ms: 0,
+        }
+    }
+}
+
+/// Number of lock stripes (a power of two).
+const STRIPES: usize = 256;
+
+/// Identity hasher for maps keyed by an already well-mixed 64-bit hash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+struct Stripe {
+    /// The first series seen for a hash.
+    unique: IdMap<Box<MemSeries>>,
+    /// Further series whose labels hash to the same value (practically never used).
+    conflicts: IdMap<Vec<MemSeries>>,
+}
+
+impl Stripe {
+    fn get(&self, hash: u64, labels: &Labels) -> Option<&MemSeries> {
+        if let Some(s) = self.unique.get(&hash) {
+            if s.labels_eq(labels) {
+                return Some(s);
+            }
+            return self
+                .conflicts
+                .get(&hash)?
+                .iter()
+                .find(|s| s.labels_eq(labels));
+        }
+        None
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &MemSeries> {
+        self.unique
+            .values()
+            .map(|s| &**s)
+            .chain(self.conflicts.values().flatten())
+    }
+}
+
+/// A label set packed into one allocation: for every label, the name and then the value,
+/// each as a LEB128 length followed by its UTF-8 bytes (the layout of Prometheus's
+/// default `stringlabels` build). Compared with one heap string per name and value this
+/// saves the per-string headers and allocations, and comparing a series' labels with a
+/// request's touches one contiguous buffer instead of chasing a pointer per string.
+struct PackedLabels(Box<[u8]>);
+
+impl PackedLabels {
+    fn new(labels: &Labels) -> Self {
+        let size: usize = labels
+            .iter()
+            .map(|l| l.name.len() + l.value.len() + 2 * 5)
+            .sum();
+        let mut buf = Vec::with_capacity(size);
+        for l in labels {
+            for s in [&l.name, &l.value] {
+                let mut n = s.len();
+                while n >= 0x80 {
+                    buf.push((n as u8) | 0x80);
+                    n >>= 7;
+                }
+                buf.push(n as u8);
+                buf.extend_from_slice(s.as_bytes());
+            }
+        }
+        Self(buf.into_boxed_slice())
+    }
+
+    /// `(name, value)` byte slices in label order.
+    fn pairs(&self) -> PackedPairs<'_> {
+        PackedPairs { buf: &self.0 }
+    }
+
+    fn eq_labels(&self, labels: &Labels) -> bool {
+        let mut pairs = self.pairs();
+        labels.iter().all(|l| {
+            pairs
+                .next()
+                .is_some_and(|(n, v)| n == l.name.as_bytes() && v == l.value.as_bytes())
+        }) && pairs.next().is_none()
+    }
+}
+
+struct PackedPairs<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> PackedPairs<'a> {
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let mut len = 0usize;
+        let mut shift = 0;
+        loop {
+            let (&b, rest) = self.buf.split_first()?;
+            self.buf = rest;
+            len |= usize::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        let (s, rest) = self.buf.split_at_checked(len)?;
+        self.buf = rest;
+        Some(s)
+    }
+}
+
+impl<'a> Iterator for PackedPairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some((self.string()?, self.string()?))
+    }
+}
+
+/// Bytes that came from a `&str` (packed labels are only built from [`Labels`]).
+fn text(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or_default()
+}
+
+/// One series: its packed labels and its samples.
+struct MemSeries {
+    labels: PackedLabels,
+    state: Mutex<SeriesState>,
+}
+
+impl MemSeries {
+    fn new(labels: &Labels) -> Self {
+        Self {
+            labels: PackedLabels::new(labels),
+            state: Mutex::new(SeriesState::new()),
+        }
+    }
+
+    fn labels_eq(&self, labels: &Labels) -> bool {
+        self.labels.eq_labels(labels)
+    }
+
+    fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .pairs()
+            .find(|(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| text(v))
+    }
+
+    fn matches(&self, matchers: &[Matcher]) -> bool {
+        matchers
+            .iter()
+            .all(|m| m.matches(self.label(m.name()).unwrap_or("")))
+    }
+
+    fn to_labels(&self) -> Labels {
+        Labels::from_sorted_unchecked(
+            self.labels
+                .pairs()
+                .map(|(n, v)| Label::new(text(n), text(v)))
+                .collect(),
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SeriesState> {
+        // A panic while holding the lock cannot leave a half-appended sample: the
+        // chunk append is the last mutation, so the state stays usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// An immutable, exactly-sized chunk that was cut from a series.
+struct ClosedChunk {
+    min_t: i64,
+    max_t: i64,
+    data: Bytes,
+}
+
+struct SeriesState {
+    closed: Vec<ClosedChunk>,
+    open: XorChunk,
+    /// Exclusive end of the chunk range the open chunk belongs to.
+    open_end: i64,
+    /// Timestamp and value bits of the newest sample (`i64::MIN` when empty).
+    last_t: i64,
+    last_v: u64,
+}
+
+/// Outcome of appending one sample that did not fail.
+enum Appended {
+    New,
+    Identical,
+}
+
+impl SeriesState {
+    fn new() -> Self {
+        Self {
+            closed: Vec::new(),
+            open: XorChunk::new(),
+            open_end: i64::MIN,
+            last_t: i64::MIN,
+            last_v: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.last_t == i64::MIN && self.open.is_empty() && self.closed.is_empty()
+    }
+
+    fn append(
+        &mut self,
+        s: Sample,
+        opts: &HeadOptions,
+        chunks_created: &IntCounter,
+    ) -> Result<Appended, Reason> {
+        if !self.is_empty() {
+            if s.t < self.last_t {
+                return Err(Reason::OutOfOrder);
+            }
+            if s.t == self.last_t {
+                return if s.v.to_bits() == self.last_v {
+                    Ok(Appended::Identical)
+                } else {
+                    Err(Reason::DuplicateSample)
+                };
+            }
+        }
+        if !self.open.is_empty()
+            && (self.open.num_samples() >= opts.samples_per_chunk || s.t >= self.open_end)
+        {
+            self.cut();
+        }
+        if self.open.is_empty() {
+            let range = opts.chunk_range_ms;
+            self.open_end =
+                s.t.div_euclid(range)
+                    .saturating_add(1)
+                    .saturating_mul(range);
+            chunks_created.inc();
+        }
+        self.open.append(s.t, s.v);
+        self.last_t = s.t;
+        self.last_v = s.v.to_bits();
+        Ok(Appended::New)
+    }
+
+    fn cut(&mut self) {
+        let open = std::mem::take(&mut self.open);
+        let (Some(min_t), Some(max_t)) = (open.min_time(), open.max_time()) else {
+            return;
+        };
+        let data = Bytes::from(open.into_bytes().into_boxed_slice());
+        self.closed.push(ClosedChunk { min_t, max_t, data });
+    }
+
+    fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        self.closed
+            .iter()
+            .any(|c| c.max_t >= mint && c.min_t <= maxt)
+            || matches!((self.open.min_time(), self.open.max_time()),
+                (Some(a), Some(b)) if b >= mint && a <= maxt)
+    }
+
+    fn chunks(&self, mint: i64, maxt: i64) -> Vec<ChunkMeta> {
+        let mut out: Vec<ChunkMeta> = self
+            .closed
+            .iter()
+            .filter(|c| c.max_t >= mint && c.min_t <= maxt)
+            .map(|c| ChunkMeta {
+                min_time: c.min_t,
+                max_time: c.max_t,
+                data: c.data.clone(),
+            })
+            .collect();
+        if let (Some(a), Some(b)) = (self.open.min_time(), self.open.max_time())
+            && b >= mint
+            && a <= maxt
+        {
+            out.push(ChunkMeta {
+                min_time: a,
+                max_time: b,
+                data: Bytes::copy_from_slice(self.open.bytes()),
+            });
+        }
+        out
+    }
+}
+
+/// One XOR chunk of a series as returned by queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkMeta {
+    /// Timestamp of the first sample.
+    pub min_time: i64,
+    /// Timestamp of the last sample.
+    pub max_time: i64,
+    /// XOR chunk bytes (sample-count header included, encoding byte excluded), exactly
+    /// as stored in TSDB chunk files.
+    pub data: Bytes,
+}
+
+impl ChunkMeta {
+    /// Iterates the chunk's samples.
+    pub fn iter(&self) -> XorIterator<'_> {
+        XorIterator::new(&self.data)
+    }
+}
+
+/// A series returned by [`Head::select`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadSeries {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Chunks overlapping the queried range, oldest first.
+    pub chunks: Vec<ChunkMeta>,
+}
+
+impl HeadSeries {
+    /// Every sample of the returned chunks, in time order (chunks may reach outside the
+    /// queried range; filter by timestamp if needed).
+    pub fn samples(&self) -> impl Iterator<Item = Sample> + '_ {
+        self.chunks.iter().flat_map(ChunkMeta::iter)
+    }
+}
+
+/// Result of [`Head::append_batch`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendReport {
+    /// Samples stored.
+    pub appended: u64,
+    /// Identical resends of the newest sample, accepted without storing anything.
+    pub identical: u64,
+    /// Series created by this batch.
+    pub series_created: u64,
+    /// Samples rejected, per reason.
+    pub rejections: Rejections,
+}
+
+/// Per-tenant head metrics (Prometheus's `prometheus_tsdb_*` names; the tenant label is
+/// added by [`crate::MultiTsdb`]).
+#[derive(Debug, Clone)]
+pub struct HeadMetrics {
+    /// `prometheus_tsdb_head_series`.
+    pub series: IntGauge,
+    /// `prometheus_tsdb_head_series_created_total`.
+    pub series_created: IntCounter,
+    /// `prometheus_tsdb_head_chunks_created_total`.
+    pub chunks_created: IntCounter,
+    /// `prometheus_tsdb_head_samples_appended_total{type="float"}`.
+    pub samples_appended: IntCounter,
+    /// `prometheus_tsdb_out_of_order_samples_total{type="float"}`.
+    pub out_of_order: IntCounter,
+    /// `prometheus_tsdb_out_of_bounds_samples_total{type="float"}` (too far in the future
+    /// included, as Prometheus counts it).
+    pub out_of_bounds: IntCounter,
+}
+
+impl HeadMetrics {
+    /// Metrics not registered anywhere (for standalone heads and tests).
+    pub fn unregistered() -> Self {
+        let counter = |name: &str| {
+            IntCounter::new(name, "unregistered head metric")
+                .expect("constant metric name and help are valid")
+        };
+        Self {
+            series: IntGauge::new("prometheus_tsdb_head_series", "unregistered head metric")
+                .expect("constant metric name and help are valid"),
+            series_created: counter("prometheus_tsdb_head_series_created_total"),
+            chunks_created: counter("prometheus_tsdb_head_chunks_created_total"),
+            samples_appended: counter("prometheus_tsdb_head_samples_appended_total"),
+            out_of_order: counter("prometheus_tsdb_out_of_order_samples_total"),
+            out_of_bounds: counter("prometheus_tsdb_out_of_bounds_samples_total"),
+        }
+    }
+}
+
+/// The in-memory head of one tenant.
+pub struct Head {
+    options: HeadOptions,
+    stripes: Box<[RwLock<Stripe>]>,
+    min_time: AtomicI64,
+    max_time: AtomicI64,
+    min_valid_time: AtomicI64,
+    num_series: AtomicU64,
+    metrics: HeadMetrics,
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head")
+            .field("options", &self.options)
+            .field("series", &self.num_series())
+            .field("min_time", &self.min_time())
+            .field("max_time", &self.max_time())
+            .finish()
+    }
+}
+
+impl Head {
+    /// An empty head. `samples_per_chunk` is clamped to `1..=XorChunk::MAX_SAMPLES` and
+    /// `chunk_range_ms` to at least 1.
+    pub fn new(mut options: HeadOptions, metrics: HeadMetrics) -> Self {
+        options.samples_per_chunk = options.samples_per_chunk.clamp(1, XorChunk::MAX_SAMPLES);
+        options.chunk_range_ms = options.chunk_range_ms.max(1);
+        Self {
+            options,
+            stripes: (0..STRIPES).map(|_| RwLock::default()).collect(),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+            min_valid_time: AtomicI64::new(i64::MIN),
+            num_series: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    /// The options in effect.
+    pub fn options(&self) -> &HeadOptions {
+        &self.options
+    }
+
+    /// Number of series.
+    pub fn num_series(&self) -> u64 {
+        self.num_series.load(Ordering::Relaxed)
+    }
+
+    /// Timestamp of the oldest sample, `None` when empty.
+    pub fn min_time(&self) -> Option<i64> {
+        let t = self.min_time.load(Ordering::Acquire);
+        (t != i64::MAX).then_some(t)
+    }
+
+    /// Timestamp of the newest sample, `None` when empty.
+    pub fn max_time(&self) -> Option<i64> {
+        let t = self.max_time.load(Ordering::Acquire);
+        (t != i64::MIN).then_some(t)
+    }
+
+    /// Raises the lower bound for appends (set once data below it lives in blocks).
+    pub fn set_min_valid_time(&self, t: i64) {
+        self.min_valid_time.fetch_max(t, Ordering::AcqRel);
+    }
+
+    /// The oldest timestamp an append may have right now:
+    /// `max(min_valid_time, max_time - chunk_range/2)` (Prometheus's appendable window).
+    pub fn appendable_min_valid_time(&self) -> i64 {
+        let floor = self.min_valid_time.load(Ordering::Acquire);
+        match self.max_time() {
+            Some(max) => floor.max(max.saturating_sub(self.options.chunk_range_ms / 2)),
+            None => floor,
+        }
+    }
+
+    fn stripe(&self, hash: u64) -> &RwLock<Stripe> {
+        &self.stripes[(hash as usize) & (STRIPES - 1)]
+    }
+
+    /// Appends every series of `batch` (series rejected while decoding are not in it) at
+    /// wall-clock time `now_ms` and reports what was stored and what was rejected.
+    ///
+    /// This is the single write entry point of a tenant: once the WAL exists, the batch
+    /// must be logged and synced here before returning (acknowledging) — until then
+    /// acknowledged samples are held in memory only.
+    pub fn append_batch(&self, batch: &Batch, now_ms: i64) -> AppendReport {
+        let mut report = AppendReport::default();
+        let min_valid = self.appendable_min_valid_time();
+        let future_limit = (self.options.too_far_in_future_ms > 0)
+            .then(|| now_ms.saturating_add(self.options.too_far_in_future_ms));
+        let mut batch_min = i64::MAX;
+        let mut batch_max = i64::MIN;
+        let mut accepted = Vec::new();
+        for series in &batch.series {
+            // Checks that need no series state run first, so samples rejected by them
+            // change nothing (not even the series index).
+            accepted.clear();
+            for &s in &series.samples {
+                let reason = if future_limit.is_some_and(|limit| s.t > limit) {
+                    Reason::TooFarInFuture
+                } else if s.t < min_valid {
+                    Reason::OutOfBounds
+                } else {
+                    accepted.push(s);
+                    continue;
+                };
+                report
+                    .rejections
+                    .add(reason, 1, || format!("{} t={}", series.labels, s.t));
+            }
+            if accepted.is_empty() {
+                continue;
+            }
+            self.append_series(
+                series,
+                &accepted,
+                &mut report,
+                &mut batch_min,
+                &mut batch_max,
+            );
+        }
+        if batch_min <= batch_max {
+            self.min_time.fetch_min(batch_min, Ordering::AcqRel);
+            self.max_time.fetch_max(batch_max, Ordering::AcqRel);
+        }
+        let m = &self.metrics;
+        m.samples_appended.inc_by(report.appended);
+        m.out_of_order
+            .inc_by(report.rejections.count(Reason::OutOfOrder));
+        m.out_of_bounds.inc_by(
+            report.rejections.count(Reason::OutOfBounds)
+                + report.rejections.count(Reason::TooFarInFuture),
+        );
+        report
+    }
+
+    fn append_series(
+        &self,
+        series: &SeriesSamples,
+        samples: &[Sample],
+        report: &mut AppendReport,
+        batch_min: &mut i64,
+        batch_max: &mut i64,
+    ) {
+        let hash = series.labels.stable_hash();
+        let stripe = self.stripe(hash);
+        let append_to = |s: &MemSeries, report: &mut AppendReport, lo: &mut i64, hi: &mut i64| {
+            let mut state = s.lock();
+            for &sample in samples {
+                match state.append(sample, &self.options, &self.metrics.chunks_created) {
+                    Ok(Appended::New) => {
+                        report.appended += 1;
+                        *lo = (*lo).min(sample.t);
+                        *hi = (*hi).max(sample.t);
+                    }
+                    Ok(Appended::Identical) => report.identical += 1,
+                    Err(reason) => report
+                        .rejections
+                        .add(reason, 1, || format!("{} t={}", series.labels, sample.t)),
+                }
+            }
+        };
+        {
+            let guard = stripe.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(s) = guard.get(hash, &series.labels) {
+                append_to(s, report, batch_min, batch_max);
+                return;
+            }
+        }
+        let mut guard = stripe.write().unwrap_or_else(PoisonError::into_inner);
+        if guard.get(hash, &series.labels).is_none() {
+            let new = Box::new(MemSeries::new(&series.labels));
+            let stripe = &mut *guard;
+            match stripe.unique.entry(hash) {
+                Entry::Occupied(_) => stripe.conflicts.entry(hash).or_default().push(*new),
+                Entry::Vacant(slot) => {
+                    slot.insert(new);
+                }
+            }
+            self.num_series.fetch_add(1, Ordering::Relaxed);
+            self.metrics.series.inc();
+            self.metrics.series_created.inc();
+            report.series_created += 1;
+        }
+        // Appending under the write lock is fine: it is the rare creation path.
+        if let Some(s) = guard.get(hash, &series.labels) {
+            append_to(s, report, batch_min, batch_max);
+        }
+    }
+
+    /// Visits every series matching `matchers` that has samples in `[mint, maxt]`.
+    fn for_each_match(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        mut f: impl FnMut(&MemSeries, &SeriesState),
+    ) {
+        for stripe in self.stripes.iter() {
+            let guard = stripe.read().unwrap_or_else(PoisonError::into_inner);
+            for s in guard.iter() {
+                if !s.matches(matchers) {
+                    continue;
+                }
+                let state = s.lock();
+                if state.overlaps(mint, maxt) {
+                    f(s, &state);
+                }
+            }
+        }
+    }
+
+    /// Series matching all `matchers` with samples in `[mint, maxt]` (inclusive), sorted
+    /// by labels, each with its chunks overlapping the range. An empty matcher list
+    /// selects every series.
+    pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<HeadSeries> {
+        let mut out = Vec::new();
+        self.for_each_match(matchers, mint, maxt, |s, state| {
+            out.push(HeadSeries {
+                labels: s.to_labels(),
+                chunks: state.chunks(mint, maxt),
+            });
+        });
+        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+
+    /// Sorted label names of the series matching `matchers` with samples in
+    /// `[mint, maxt]`.
+    pub fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
+        let mut names = BTreeSet::new();
+        self.for_each_match(matchers, mint, maxt, |s, _| {
+            for (name, _) in s.labels.pairs() {
+                let name = text(name);
+                if !names.contains(name) {
+                    names.insert(name.to_owned());
+                }
+            }
+        });
+        names.into_iter().collect()
+    }
+
+    /// Sorted values of label `name` over the series matching `matchers` with samples in
+    /// `[mint, maxt]`.
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<String> {
+        let mut values = BTreeSet::new();
+        self.for_each_match(matchers, mint, maxt, |s, _| {
+            if let Some(v) = s.label(name)
+                && !values.contains(v)
+            {
+                values.insert(v.to_owned());
+            }
+        });
+        values.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

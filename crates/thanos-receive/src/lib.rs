@@ -1,0 +1,34 @@
+//! Thanos receive: the remote-write ingest path and the per-tenant in-memory heads.
+//!
+//! Mirrors Thanos `pkg/receive` (`handler.go`: the `POST /api/v1/receive` endpoint and its
+//! status codes; `multitsdb.go`: one TSDB per tenant; `writer.go`: per-series validation
+//! and append) and Prometheus `tsdb/head` (series, XOR chunks, append rules), pinned to
+//! thanos-io/thanos `e103a81bd594` and prometheus/prometheus `d15adb9ad7e5`.
+//!
+//! * [`write`](mod@write) decodes remote write 1.0 and 2.0 bodies (snappy-bomb safe,
+//!   size and count limits) and validates every series into a [`Batch`];
+//! * [`head`] stores float samples in XOR chunks per series with Prometheus's append
+//!   rules (out-of-order and conflicting duplicates rejected as 409, never dropped
+//!   silently; far-future samples rejected without changing any state) and answers
+//!   `select` / `label_names` / `label_values`;
+//! * [`multitsdb`] keeps one head per tenant;
+//! * [`handler`] is the axum endpoint, mapping every error through
+//!   [`thanos_server::ErrorKind`].
+//!
+//! Durability is not provided yet: heads are in memory only. The write-ahead log will be
+//! logged and synced inside [`Head::append_batch`], the single write entry point, before a
+//! request is acknowledged.
+
+pub mod error;
+pub mod handler;
+pub mod hashring;
+pub mod head;
+pub mod multitsdb;
+mod wire;
+pub mod write;
+
+pub use error::{Reason, Rejections, WriteError};
+pub use handler::{Handler, HandlerOptions};
+pub use head::{AppendReport, ChunkMeta, Head, HeadMetrics, HeadOptions, HeadSeries};
+pub use multitsdb::MultiTsdb;
+pub use write::{Batch, Protocol, SeriesSamples, WriteLimits};

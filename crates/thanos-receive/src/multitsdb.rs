@@ -1,0 +1,206 @@
+//! The registry of per-tenant heads (mirrors Thanos `pkg/receive/multitsdb.go`).
+//!
+//! Tenants are created lazily on their first write. A tenant name becomes a directory
+//! name once heads are persisted (`<tsdb.path>/<tenant>/`), so it must be a single path
+//! element (components.md §3.4 step 1).
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+
+use crate::error::WriteError;
+use crate::head::{Head, HeadMetrics, HeadOptions};
+
+/// Checks that `tenant` is a single, non-empty path element: no `/` or `\`, no NUL, not
+/// `.` or `..`.
+pub fn validate_tenant(tenant: &str) -> Result<(), WriteError> {
+    let bad =
+        tenant.is_empty() || tenant == "." || tenant == ".." || tenant.contains(['/', '\\', '\0']);
+    if bad {
+        return Err(WriteError::InvalidTenant {
+            tenant: tenant.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+struct TsdbMetrics {
+    series: IntGaugeVec,
+    series_created: IntCounterVec,
+    chunks_created: IntCounterVec,
+    samples_appended: IntCounterVec,
+    out_of_order: IntCounterVec,
+    out_of_bounds: IntCounterVec,
+}
+
+impl TsdbMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        fn counter(
+            registry: &Registry,
+            name: &str,
+            help: &str,
+            labels: &[&str],
+        ) -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        }
+        let series = IntGaugeVec::new(
+            Opts::new(
+                "prometheus_tsdb_head_series",
+                "Total number of series in the head block.",
+            ),
+            &["tenant"],
+        )?;
+        registry.register(Box::new(series.clone()))?;
+        Ok(Self {
+            series,
+            series_created: counter(
+                registry,
+                "prometheus_tsdb_head_series_created_total",
+                "Total number of series created in the head",
+                &["tenant"],
+            )?,
+            chunks_created: counter(
+                registry,
+                "prometheus_tsdb_head_chunks_created_total",
+                "Total number of chunks created in the head",
+                &["tenant"],
+            )?,
+            samples_appended: counter(
+                registry,
+                "prometheus_tsdb_head_samples_appended_total",
+                "Total number of appended samples.",
+                &["tenant", "type"],
+            )?,
+            out_of_order: counter(
+                registry,
+                "prometheus_tsdb_out_of_order_samples_total",
+                "Total number of out of order samples ingestion failed attempts due to out of order being disabled.",
+                &["tenant", "type"],
+            )?,
+            out_of_bounds: counter(
+                registry,
+                "prometheus_tsdb_out_of_bounds_samples_total",
+                "Total number of out of bound samples ingestion failed attempts with out of order support disabled.",
+                &["tenant", "type"],
+            )?,
+        })
+    }
+
+    fn for_tenant(&self, tenant: &str) -> HeadMetrics {
+        HeadMetrics {
+            series: self.series.with_label_values(&[tenant]),
+            series_created: self.series_created.with_label_values(&[tenant]),
+            chunks_created: self.chunks_created.with_label_values(&[tenant]),
+            samples_appended: self.samples_appended.with_label_values(&[tenant, "float"]),
+            out_of_order: self.out_of_order.with_label_values(&[tenant, "float"]),
+            out_of_bounds: self.out_of_bounds.with_label_values(&[tenant, "float"]),
+        }
+    }
+}
+
+/// Per-tenant heads, created on first use.
+pub struct MultiTsdb {
+    options: HeadOptions,
+    tenants: RwLock<HashMap<String, Arc<Head>>>,
+    metrics: TsdbMetrics,
+}
+
+impl std::fmt::Debug for MultiTsdb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiTsdb")
+            .field("options", &self.options)
+            .field("tenants", &self.tenants())
+            .finish()
+    }
+}
+
+impl MultiTsdb {
+    /// An empty registry whose heads use `options`; registers the per-tenant
+    /// `prometheus_tsdb_*` metrics (label `tenant`) on `registry`.
+    pub fn new(options: HeadOptions, registry: &Registry) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            options,
+            tenants: RwLock::default(),
+            metrics: TsdbMetrics::new(registry)?,
+        })
+    }
+
+    /// The head of `tenant`, creating it if needed; fails for invalid tenant names.
+    pub fn tenant_head(&self, tenant: &str) -> Result<Arc<Head>, WriteError> {
+        if let Some(head) = self.get(tenant) {
+            return Ok(head);
+        }
+        validate_tenant(tenant)?;
+        let mut tenants = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
+        let head = tenants.entry(tenant.to_owned()).or_insert_with(|| {
+            tracing::info!(tenant, "creating tenant head");
+            Arc::new(Head::new(self.options, self.metrics.for_tenant(tenant)))
+        });
+        Ok(Arc::clone(head))
+    }
+
+    /// The head of `tenant` if it exists.
+    pub fn get(&self, tenant: &str) -> Option<Arc<Head>> {
+        self.tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(tenant)
+            .cloned()
+    }
+
+    /// Names of the existing tenants, sorted.
+    pub fn tenants(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_must_be_single_path_elements() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "/etc/foo",
+            "./../../x",
+            "///",
+            "a/b",
+            "a\\b",
+            "a\0",
+        ] {
+            assert!(validate_tenant(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["default-tenant", "team_a", "a.b", "..a", "x y"] {
+            validate_tenant(good).expect(good);
+        }
+    }
+
+    #[test]
+    fn heads_are_created_lazily_and_shared() {
+        let registry = Registry::new();
+        let tsdb = MultiTsdb::new(HeadOptions::default(), &registry).expect("metrics");
+        assert!(tsdb.get("a").is_none());
+        let a = tsdb.tenant_head("a").expect("valid");
+        let again = tsdb.tenant_head("a").expect("valid");
+        assert!(Arc::ptr_eq(&a, &again));
+        tsdb.tenant_head("b").expect("valid");
+        assert!(tsdb.tenant_head("../x").is_err());
+        assert_eq!(tsdb.tenants(), ["a", "b"]);
+        // Registering twice on one registry fails loudly instead of sharing metrics.
+        assert!(MultiTsdb::new(HeadOptions::default(), &registry).is_err());
+    }
+}

@@ -1,0 +1,149 @@
+//! End-to-end ingest from a real Prometheus: Debian's `/usr/bin/prometheus` (2.42) scrapes
+//! itself every second and remote-writes into our handler; the test then reads the head.
+
+mod common;
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use thanos_model::Matcher;
+use thanos_receive::{HandlerOptions, HeadOptions};
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// Kills the child process when dropped, so a failing assertion never leaks it.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_remote_writes_into_the_head() {
+    assert!(
+        Path::new(PROMETHEUS).exists(),
+        "{PROMETHEUS} is missing: install Debian's prometheus package"
+    );
+    let server = TestServer::start(HandlerOptions::default(), HeadOptions::default(), true).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n\
+         remote_write:\n  - url: {url}\n    remote_timeout: 5s\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 10ms\n      max_backoff: 200ms\n    metadata_config:\n      send_interval: 1s\n",
+        url = server.url()
+    );
+    let config_path = dir.path().join("prometheus.yml");
+    std::fs::write(&config_path, config).expect("write config");
+    let log_path = dir.path().join("prometheus.log");
+    let log = File::create(&log_path).expect("log file");
+    let child = Command::new(PROMETHEUS)
+        .arg(format!("--config.file={}", config_path.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus");
+    let mut child = KillOnDrop(child);
+
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let up = Matcher::equal("__name__", "up");
+    let build_info = Matcher::equal("__name__", "prometheus_build_info");
+    let head = loop {
+        if let Some(status) = child.0.try_wait().expect("poll child") {
+            panic!("prometheus exited with {status}:\n{}", log_tail(&log_path));
+        }
+        if let Some(head) = server.tsdb.get("default-tenant") {
+            let has = |m: &Matcher| {
+                !head
+                    .select(std::slice::from_ref(m), i64::MIN, i64::MAX)
+                    .is_empty()
+            };
+            if has(&up) && has(&build_info) {
+                break head;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no up/prometheus_build_info samples after 40s:\n{}",
+            log_tail(&log_path)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    drop(child);
+
+    let up_series = head.select(&[up], i64::MIN, i64::MAX);
+    assert_eq!(up_series.len(), 1, "{up_series:?}");
+    assert_eq!(
+        up_series[0].labels.get("job"),
+        Some("prometheus"),
+        "{}",
+        up_series[0].labels
+    );
+    let values: Vec<f64> = up_series[0].samples().map(|s| s.v).collect();
+    assert!(!values.is_empty());
+    assert!(values.iter().all(|&v| v == 1.0), "up values {values:?}");
+
+    let info = head.select(&[build_info], i64::MIN, i64::MAX);
+    assert_eq!(info.len(), 1);
+    assert!(
+        info[0]
+            .labels
+            .get("version")
+            .is_some_and(|v| v.starts_with("2.")),
+        "{}",
+        info[0].labels
+    );
+
+    // A self-scrape exposes a few hundred series; all come from the one target.
+    let all = head.select(&[], i64::MIN, i64::MAX);
+    assert!(
+        (100..20_000).contains(&all.len()),
+        "{} series is implausible",
+        all.len()
+    );
+    assert!(
+        all.iter()
+            .all(|s| s.labels.get("instance") == Some(&*format!("127.0.0.1:{port}")))
+    );
+    assert_eq!(head.num_series(), all.len() as u64);
+
+    // Every request Prometheus sent was accepted: nothing was rejected or dropped.
+    let families = server.registry.gather();
+    let requests = families
+        .iter()
+        .find(|f| f.name() == "http_requests_total")
+        .expect("http_requests_total");
+    for m in requests.get_metric() {
+        let code = m
+            .get_label()
+            .iter()
+            .find(|l| l.name() == "code")
+            .map(|l| l.value().to_owned());
+        assert_eq!(code.as_deref(), Some("200"), "{m:?}");
+    }
+}
