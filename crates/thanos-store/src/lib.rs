@@ -1,0 +1,41 @@
+//! Thanos store gateway library: serves Prometheus TSDB blocks straight from object
+//! storage over the StoreAPI (`thanos.Store`) and the Info API (`thanos.info.Info`).
+//!
+//! Mirrors Thanos's `pkg/store` (`BucketStore`: per-block index-headers, postings →
+//! series → chunks by merged ranged reads, limits, label calls, Info) and `pkg/block`
+//! (the meta fetcher and its filters).
+//!
+//! Usage: build a [`thanos_objstore::Bucket`], create a [`BucketStore`] with
+//! [`BucketStoreOptions`], call [`BucketStore::sync`] once (the store is not ready before)
+//! and then every `--sync-block-duration`, and serve it with
+//! `thanos_proto::thanos::store_server::StoreServer::new(store.clone())` and
+//! `thanos_proto::thanos::info::info_server::InfoServer::new(store)`.
+//!
+//! Memory per query is bounded: each block first loads its matching series entries
+//! (labels and chunk references only), sorts them, then fetches chunks batch by batch as
+//! the k-way merge across blocks consumes them (one batch buffered per block), so chunk
+//! data is streamed rather than accumulated. The touched-series, sample (chunk) and
+//! downloaded-bytes limits are checked *before* the corresponding data is fetched,
+//! failing the call with gRPC `ResourceExhausted`. Only the index-header's symbol table
+//! and a sample of its postings offset table stay resident per block (the file itself is
+//! memory-mapped). Postings lists are cached in a size-bounded LRU.
+
+mod block;
+mod cache;
+mod error;
+mod fetcher;
+mod grpc;
+mod limits;
+mod metrics;
+mod store;
+
+pub use cache::PostingsCache;
+pub use error::{Error, Result};
+pub use fetcher::{
+    DELETION_MARK_FILENAME, FetchResult, FilterOptions, META_FILENAME, NO_COMPACT_MARK_FILENAME,
+    fetch_metas,
+};
+pub use grpc::SeriesStream;
+pub use limits::{Limits, MAX_SAMPLES_PER_CHUNK};
+pub use metrics::SYNC_STATES;
+pub use store::{BucketStore, BucketStoreOptions, LoadedBlock, SyncSummary};
