@@ -1,0 +1,780 @@
+//! The proxy store (Thanos `pkg/store/proxy.go` and `proxy_merge.go`).
+//!
+//! A `Series` request is sent to every healthy endpoint whose time range and external
+//! labels can match it. Each store stream is read by its own task into a small bounded
+//! channel ([`STORE_BUFFER`] frames), so memory stays bounded however large the result; a
+//! store that does not answer within the per-store deadline (or the per-frame response
+//! timeout) is cut off. The sorted streams are k-way merged by labels; identical label sets
+//! from different stores (or split across frames) become one series, and byte-identical
+//! chunks (equal hash) are dropped. Store failures become warnings under the WARN strategy
+//! and end the request with an error under ABORT.
+//!
+//! Stores that do not advertise `supports_without_replica_labels` get their replica labels
+//! stripped here; their response is then buffered and re-sorted before merging, since
+//! stripping can change the order.
+
+use std::collections::{BTreeSet, HashSet};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use thanos_model::{Label, Labels, MatchType, Matcher};
+use thanos_proto::thanos::series_response::Result as Frame;
+use thanos_proto::thanos::{
+    AggrChunk, LabelMatcher, LabelNamesRequest, LabelNamesResponse, LabelValuesRequest,
+    LabelValuesResponse, PartialResponseStrategy, Series as ProtoSeries, SeriesRequest,
+    SeriesResponse, label_matcher,
+};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::endpoints::{EndpointSet, StoreRef};
+use crate::error::QueryError;
+
+/// Frames buffered per store stream before the reader waits for the merge.
+pub const STORE_BUFFER: usize = 16;
+
+/// Merged series buffered between the merge task and the consumer.
+const OUTPUT_BUFFER: usize = 64;
+
+/// One series of a proxied response: labels (external labels merged, replica labels
+/// removed when requested) and the chunks collected from every store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergedSeries {
+    /// Series labels.
+    pub labels: Labels,
+    /// Chunks, sorted by min time; byte-identical chunks appear once.
+    pub chunks: Vec<AggrChunk>,
+}
+
+impl MergedSeries {
+    /// The series in StoreAPI form.
+    pub fn to_proto(&self) -> ProtoSeries {
+        ProtoSeries {
+            labels: labels_to_proto(&self.labels),
+            chunks: self.chunks.clone(),
+        }
+    }
+}
+
+/// One item of a proxied series stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProxyFrame {
+    /// A merged series.
+    Series(MergedSeries),
+    /// A warning (a store failed or reported one while partial responses are allowed).
+    Warning(String),
+}
+
+/// A stream of proxied frames; ends after the first error.
+pub type ProxyStream = Pin<Box<dyn Stream<Item = Result<ProxyFrame, QueryError>> + Send>>;
+
+/// Options of the [`ProxyStore`].
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyOptions {
+    /// Per-frame receive timeout on each store stream (`--store.response-timeout`);
+    /// `None` waits until the request deadline.
+    pub response_timeout: Option<Duration>,
+}
+
+/// Fans StoreAPI requests out to the healthy endpoints and merges the answers.
+#[derive(Debug, Clone)]
+pub struct ProxyStore {
+    endpoints: Arc<EndpointSet>,
+    options: ProxyOptions,
+}
+
+enum StoreItem {
+    Series(MergedSeries),
+    Warning(String),
+    Failed(QueryError),
+}
+
+impl ProxyStore {
+    /// A proxy over `endpoints`.
+    pub fn new(endpoints: Arc<EndpointSet>, options: ProxyOptions) -> Self {
+        Self { endpoints, options }
+    }
+
+    /// The endpoint set queried.
+    pub fn endpoints(&self) -> &Arc<EndpointSet> {
+        &self.endpoints
+    }
+
+    /// Streams the merged answer of every matching store. `deadline` bounds each store
+    /// stream; a store still sending at the deadline counts as failed.
+    pub fn series(&self, request: SeriesRequest, deadline: Option<Instant>) -> ProxyStream {
+        self.series_from(request, deadline, &[])
+    }
+
+    /// Like [`ProxyStore::series`], only over the stores selected by `store_matchers`
+    /// (`storeMatch[]`, see [`EndpointSet::stores_for`]).
+    pub fn series_from(
+        &self,
+        request: SeriesRequest,
+        deadline: Option<Instant>,
+        store_matchers: &[Vec<Matcher>],
+    ) -> ProxyStream {
+        let abort = is_abort(
+            request.partial_response_strategy,
+            request.partial_response_disabled,
+        );
+        let matchers = match matchers_from_proto(&request.matchers) {
+            Ok(m) => m,
+            Err(e) => return Box::pin(futures::stream::iter([Err(e)])),
+        };
+        if self.endpoints.is_empty() {
+            let items = abort.then_some(Err(QueryError::NoStores));
+            return Box::pin(futures::stream::iter(items));
+        }
+        let stores = self.endpoints.stores_for(
+            request.min_time,
+            request.max_time,
+            &matchers,
+            store_matchers,
+        );
+        tracing::debug!(
+            stores = stores.len(),
+            mint = request.min_time,
+            maxt = request.max_time,
+            "proxying series"
+        );
+        let request = Arc::new(request);
+        let receivers: Vec<(String, mpsc::Receiver<StoreItem>)> = stores
+            .into_iter()
+            .map(|store| {
+                let (tx, rx) = mpsc::channel(STORE_BUFFER);
+                let address = store.status.address.clone();
+                tokio::spawn(read_store(
+                    store,
+                    request.clone(),
+                    deadline,
+                    self.options.response_timeout,
+                    tx,
+                ));
+                (address, rx)
+            })
+            .collect();
+        let (out_tx, out_rx) = mpsc::channel(OUTPUT_BUFFER);
+        tokio::spawn(merge(receivers, abort, out_tx));
+        Box::pin(ReceiverStream::new(out_rx))
+    }
+
+    /// Label names of every matching store (restricted by `store_matchers`, see
+    /// [`EndpointSet::stores_for`]), merged and sorted; store failures become warnings
+    /// (WARN) or the error (ABORT).
+    pub async fn label_names(
+        &self,
+        request: LabelNamesRequest,
+        deadline: Option<Instant>,
+        store_matchers: &[Vec<Matcher>],
+    ) -> Result<LabelNamesResponse, QueryError> {
+        let abort = is_abort(
+            request.partial_response_strategy,
+            request.partial_response_disabled,
+        );
+        let matchers = matchers_from_proto(&request.matchers)?;
+        let results = self
+            .fan_out(
+                Target {
+                    mint: request.start,
+                    maxt: request.end,
+                    matchers: &matchers,
+                    store_matchers,
+                },
+                abort,
+                deadline,
+                |mut c| {
+                    let req = request.clone();
+                    async move { c.label_names(req).await.map(|r| r.into_inner()) }
+                },
+            )
+            .await?;
+        let mut names = BTreeSet::new();
+        let mut warnings = results.warnings;
+        for resp in results.responses {
+            names.extend(resp.names);
+            warnings.extend(resp.warnings);
+        }
+        if abort && let Some(w) = warnings.first() {
+            return Err(QueryError::StoreWarning {
+                address: "label names".to_owned(),
+                message: w.clone(),
+            });
+        }
+        for replica in &request.without_replica_labels {
+            names.remove(replica);
+        }
+        Ok(LabelNamesResponse {
+            names: names.into_iter().collect(),
+            warnings,
+            hints: None,
+        })
+    }
+
+    /// Values of one label from every matching store (restricted by `store_matchers`),
+    /// merged and sorted.
+    pub async fn label_values(
+        &self,
+        request: LabelValuesRequest,
+        deadline: Option<Instant>,
+        store_matchers: &[Vec<Matcher>],
+    ) -> Result<LabelValuesResponse, QueryError> {
+        let abort = is_abort(
+            request.partial_response_strategy,
+            request.partial_response_disabled,
+        );
+        if request.without_replica_labels.contains(&request.label) {
+            return Ok(LabelValuesResponse::default());
+        }
+        let matchers = matchers_from_proto(&request.matchers)?;
+        let results = self
+            .fan_out(
+                Target {
+                    mint: request.start,
+                    maxt: request.end,
+                    matchers: &matchers,
+                    store_matchers,
+                },
+                abort,
+                deadline,
+                |mut c| {
+                    let req = request.clone();
+                    async move { c.label_values(req).await.map(|r| r.into_inner()) }
+                },
+            )
+            .await?;
+        let mut values = BTreeSet::new();
+        let mut warnings = results.warnings;
+        for resp in results.responses {
+            values.extend(resp.values);
+            warnings.extend(resp.warnings);
+        }
+        if abort && let Some(w) = warnings.first() {
+            return Err(QueryError::StoreWarning {
+                address: "label values".to_owned(),
+                message: w.clone(),
+            });
+        }
+        Ok(LabelValuesResponse {
+            values: values.into_iter().collect(),
+            warnings,
+            hints: None,
+        })
+    }
+
+    async fn fan_out<T, F, Fut>(
+        &self,
+        target: Target<'_>,
+        abort: bool,
+        deadline: Option<Instant>,
+        call: F,
+    ) -> Result<FanOut<T>, QueryError>
+    where
+        F: Fn(thanos_proto::thanos::store_client::StoreClient<tonic::transport::Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        if self.endpoints.is_empty() && abort {
+            return Err(QueryError::NoStores);
+        }
+        let stores = self.endpoints.stores_for(
+            target.mint,
+            target.maxt,
+            target.matchers,
+            target.store_matchers,
+        );
+        // Unary calls have one "frame": the response timeout bounds the whole call.
+        let started = Instant::now();
+        let by_response = self.options.response_timeout.map(|t| started + t);
+        let deadline = match (deadline, by_response) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let calls = stores.into_iter().map(|store| {
+            let fut = call(store.client);
+            let address = store.status.address;
+            async move {
+                let res = match deadline {
+                    Some(d) => match tokio::time::timeout_at(d, fut).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            return Err(QueryError::StoreTimeout {
+                                address,
+                                timeout: started.elapsed(),
+                            });
+                        }
+                    },
+                    None => fut.await,
+                };
+                res.map_err(|s| QueryError::Store {
+                    address,
+                    code: s.code(),
+                    message: s.message().to_owned(),
+                })
+            }
+        });
+        let mut out = FanOut {
+            responses: Vec::new(),
+            warnings: Vec::new(),
+        };
+        for res in futures::future::join_all(calls).await {
+            match res {
+                Ok(r) => out.responses.push(r),
+                Err(e) if abort => return Err(e),
+                Err(e) => out.warnings.push(e.to_string()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Which stores a unary fan-out goes to.
+struct Target<'a> {
+    mint: i64,
+    maxt: i64,
+    matchers: &'a [Matcher],
+    store_matchers: &'a [Vec<Matcher>],
+}
+
+struct FanOut<T> {
+    responses: Vec<T>,
+    warnings: Vec<String>,
+}
+
+fn is_abort(strategy: i32, disabled: bool) -> bool {
+    disabled || strategy == PartialResponseStrategy::Abort as i32
+}
+
+/// Reads one store stream into `tx`, enforcing the deadline and response timeout.
+async fn read_store(
+    mut store: StoreRef,
+    request: Arc<SeriesRequest>,
+    deadline: Option<Instant>,
+    response_timeout: Option<Duration>,
+    tx: mpsc::Sender<StoreItem>,
+) {
+    let address = store.status.address.clone();
+    let started = Instant::now();
+    let strip: Vec<String> = request.without_replica_labels.clone();
+    let store_strips = store.status.supports_without_replica_labels;
+    let frame_deadline = || {
+        let by_frame = response_timeout.map(|t| Instant::now() + t);
+        match (deadline, by_frame) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    };
+    let timed_out = |address: &str| QueryError::StoreTimeout {
+        address: address.to_owned(),
+        timeout: started.elapsed(),
+    };
+    let mut grpc_request = tonic::Request::new((*request).clone());
+    if let Some(d) = deadline {
+        grpc_request.set_timeout(d.saturating_duration_since(Instant::now()));
+    }
+    let open = store.client.series(grpc_request);
+    let opened = match frame_deadline() {
+        Some(d) => tokio::time::timeout_at(d, open).await.ok(),
+        None => Some(open.await),
+    };
+    let mut stream = match opened {
+        None => {
+            let _ = tx.send(StoreItem::Failed(timed_out(&address))).await;
+            return;
+        }
+        Some(Err(s)) => {
+            let _ = tx.send(StoreItem::Failed(store_error(&address, &s))).await;
+            return;
+        }
+        Some(Ok(resp)) => resp.into_inner(),
+    };
+    // Stores that cannot strip replica labels: strip here, buffer and re-sort.
+    let mut buffered: Option<Vec<MergedSeries>> =
+        (!strip.is_empty() && !store_strips).then(Vec::new);
+    loop {
+        let next = stream.message();
+        let msg = match frame_deadline() {
+            Some(d) => match tokio::time::timeout_at(d, next).await {
+                Ok(m) => m,
+                Err(_) => {
+                    let _ = tx.send(StoreItem::Failed(timed_out(&address))).await;
+                    return;
+                }
+            },
+            None => next.await,
+        };
+        let frame = match msg {
+            Ok(Some(SeriesResponse { result: Some(f) })) => f,
+            Ok(Some(SeriesResponse { result: None })) => continue,
+            Ok(None) => break,
+            Err(s) => {
+                let _ = tx.send(StoreItem::Failed(store_error(&address, &s))).await;
+                return;
+            }
+        };
+        let series = match frame {
+            Frame::Series(s) => vec![s],
+            Frame::Batch(b) => b.series,
+            Frame::Warning(w) => {
+                if tx.send(StoreItem::Warning(w)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Frame::Hints(_) => continue,
+        };
+        for s in series {
+            let labels = match series_labels(&s, &strip) {
+                Ok(l) => l,
+                Err(source) => {
+                    let err = QueryError::InvalidLabels {
+                        address: address.clone(),
+                        source,
+                    };
+                    let _ = tx.send(StoreItem::Failed(err)).await;
+                    return;
+                }
+            };
+            let merged = MergedSeries {
+                labels,
+                chunks: s.chunks,
+            };
+            match &mut buffered {
+                Some(buf) => buf.push(merged),
+                None => {
+                    if tx.send(StoreItem::Series(merged)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(mut buf) = buffered {
+        buf.sort_by(|a, b| a.labels.cmp(&b.labels));
+        for s in buf {
+            if tx.send(StoreItem::Series(s)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn store_error(address: &str, status: &tonic::Status) -> QueryError {
+    QueryError::Store {
+        address: address.to_owned(),
+        code: status.code(),
+        message: status.message().to_owned(),
+    }
+}
+
+fn series_labels(s: &ProtoSeries, strip: &[String]) -> Result<Labels, thanos_model::ModelError> {
+    Labels::new(
+        s.labels
+            .iter()
+            .filter(|l| !strip.contains(&l.name))
+            .map(|l| Label::new(l.name.clone(), l.value.clone()))
+            .collect(),
+    )
+}
+
+struct Head {
+    address: String,
+    rx: mpsc::Receiver<StoreItem>,
+    current: Option<MergedSeries>,
+}
+
+/// Pulls the next series of `head` into `head.current`, forwarding warnings. Returns an
+/// error only when the request must be aborted.
+async fn advance(
+    head: &mut Head,
+    abort: bool,
+    out: &mpsc::Sender<Result<ProxyFrame, QueryError>>,
+) -> Result<(), Option<QueryError>> {
+    head.current = None;
+    loop {
+        match head.rx.recv().await {
+            None => return Ok(()),
+            Some(StoreItem::Series(s)) => {
+                head.current = Some(s);
+                return Ok(());
+            }
+            Some(StoreItem::Warning(w)) => {
+                if abort {
+                    return Err(Some(QueryError::StoreWarning {
+                        address: head.address.clone(),
+                        message: w,
+                    }));
+                }
+                out.send(Ok(ProxyFrame::Warning(w)))
+                    .await
+                    .map_err(|_| None)?;
+            }
+            Some(StoreItem::Failed(e)) => {
+                if abort {
+                    return Err(Some(e));
+                }
+                tracing::warn!(store = %head.address, error = %e, "store failed, returning partial response");
+                out.send(Ok(ProxyFrame::Warning(e.to_string())))
+                    .await
+                    .map_err(|_| None)?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// K-way merge of the store streams by labels.
+async fn merge(
+    receivers: Vec<(String, mpsc::Receiver<StoreItem>)>,
+    abort: bool,
+    out: mpsc::Sender<Result<ProxyFrame, QueryError>>,
+) {
+    let mut heads: Vec<Head> = receivers
+        .into_iter()
+        .map(|(address, rx)| Head {
+            address,
+            rx,
+            current: None,
+        })
+        .collect();
+    // Fill every head concurrently so slow stores are waited for in parallel.
+    let results =
+        futures::future::join_all(heads.iter_mut().map(|h| advance(h, abort, &out))).await;
+    for r in results {
+        if let Err(e) = r {
+            if let Some(e) = e {
+                let _ = out.send(Err(e)).await;
+            }
+            return;
+        }
+    }
+    loop {
+        let Some(min) = heads
+            .iter()
+            .filter_map(|h| h.current.as_ref().map(|c| &c.labels))
+            .min()
+            .cloned()
+        else {
+            return;
+        };
+        let mut merged = MergedSeries {
+            labels: min.clone(),
+            chunks: Vec::new(),
+        };
+        let mut seen = HashSet::new();
+        // Take every head holding these labels; keep pulling while a store repeats them
+        // (a series split across frames or replicas collapsed by label stripping).
+        for head in heads.iter_mut() {
+            while head.current.as_ref().is_some_and(|c| c.labels == min) {
+                if let Some(s) = head.current.take() {
+                    for chunk in s.chunks {
+                        match chunk_key(&chunk) {
+                            Some(k) if !seen.insert(k) => {}
+                            _ => merged.chunks.push(chunk),
+                        }
+                    }
+                }
+                if let Err(e) = advance(head, abort, &out).await {
+                    if let Some(e) = e {
+                        let _ = out.send(Err(e)).await;
+                    }
+                    return;
+                }
+            }
+        }
+        merged.chunks.sort_by_key(|c| (c.min_time, c.max_time));
+        if out.send(Ok(ProxyFrame::Series(merged))).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Identity of a chunk for duplicate removal: its hash, or the XXH64 of its raw data.
+fn chunk_key(chunk: &AggrChunk) -> Option<(i64, i64, u64)> {
+    let raw = chunk.raw.as_ref()?;
+    let hash = if raw.hash != 0 {
+        raw.hash
+    } else {
+        xxhash_rust::xxh64::xxh64(&raw.data, 0)
+    };
+    Some((chunk.min_time, chunk.max_time, hash))
+}
+
+/// Converts StoreAPI matchers into model matchers.
+pub fn matchers_from_proto(matchers: &[LabelMatcher]) -> Result<Vec<Matcher>, QueryError> {
+    matchers
+        .iter()
+        .map(|m| {
+            let t = match label_matcher::Type::try_from(m.r#type) {
+                Ok(label_matcher::Type::Eq) => MatchType::Equal,
+                Ok(label_matcher::Type::Neq) => MatchType::NotEqual,
+                Ok(label_matcher::Type::Re) => MatchType::RegexMatch,
+                Ok(label_matcher::Type::Nre) => MatchType::RegexNoMatch,
+                Err(_) => {
+                    return Err(QueryError::MatcherType(m.r#type));
+                }
+            };
+            Ok(Matcher::new(t, m.name.clone(), m.value.clone())?)
+        })
+        .collect()
+}
+
+/// Converts model matchers into StoreAPI matchers.
+pub fn matchers_to_proto(matchers: &[Matcher]) -> Vec<LabelMatcher> {
+    matchers
+        .iter()
+        .map(|m| LabelMatcher {
+            r#type: match m.match_type() {
+                MatchType::Equal => label_matcher::Type::Eq,
+                MatchType::NotEqual => label_matcher::Type::Neq,
+                MatchType::RegexMatch => label_matcher::Type::Re,
+                MatchType::RegexNoMatch => label_matcher::Type::Nre,
+            } as i32,
+            name: m.name().to_owned(),
+            value: m.value().to_owned(),
+        })
+        .collect()
+}
+
+/// Converts labels into StoreAPI labels.
+pub fn labels_to_proto(labels: &Labels) -> Vec<thanos_proto::thanos::Label> {
+    labels
+        .iter()
+        .map(|l| thanos_proto::thanos::Label {
+            name: l.name.clone(),
+            value: l.value.clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thanos_proto::thanos::Chunk;
+
+    fn chunk(min: i64, max: i64, data: &'static [u8], hash: u64) -> AggrChunk {
+        AggrChunk {
+            min_time: min,
+            max_time: max,
+            raw: Some(Chunk {
+                r#type: 0,
+                data: bytes::Bytes::from_static(data),
+                hash,
+            }),
+            ..AggrChunk::default()
+        }
+    }
+
+    async fn feed(items: Vec<StoreItem>) -> mpsc::Receiver<StoreItem> {
+        let (tx, rx) = mpsc::channel(items.len().max(1));
+        for i in items {
+            assert!(tx.send(i).await.is_ok());
+        }
+        rx
+    }
+
+    fn series(name: &str, chunks: Vec<AggrChunk>) -> StoreItem {
+        StoreItem::Series(MergedSeries {
+            labels: Labels::from_pairs([("__name__", name)]),
+            chunks,
+        })
+    }
+
+    async fn run_merge(
+        stores: Vec<Vec<StoreItem>>,
+        abort: bool,
+    ) -> Vec<Result<ProxyFrame, String>> {
+        let mut receivers = Vec::new();
+        for (i, items) in stores.into_iter().enumerate() {
+            receivers.push((format!("s{i}"), feed(items).await));
+        }
+        let (tx, mut rx) = mpsc::channel(100);
+        merge(receivers, abort, tx).await;
+        let mut out = Vec::new();
+        while let Some(f) = rx.recv().await {
+            out.push(f.map_err(|e| e.to_string()));
+        }
+        out
+    }
+
+    fn names(frames: &[Result<ProxyFrame, String>]) -> Vec<String> {
+        frames
+            .iter()
+            .filter_map(|f| match f {
+                Ok(ProxyFrame::Series(s)) => Some(format!(
+                    "{}:{}",
+                    s.labels.metric_name().unwrap_or_default(),
+                    s.chunks.len()
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn merges_sorted_streams_and_drops_identical_chunks() {
+        let out = run_merge(
+            vec![
+                vec![
+                    series("a", vec![chunk(0, 10, b"x", 1)]),
+                    series("c", vec![chunk(0, 10, b"y", 0)]),
+                ],
+                vec![
+                    series("a", vec![chunk(0, 10, b"x", 1), chunk(11, 20, b"z", 2)]),
+                    series("b", vec![]),
+                    series("c", vec![chunk(0, 10, b"y", 0)]),
+                    // Same labels again: a series split across two frames.
+                    series("c", vec![chunk(11, 20, b"w", 0)]),
+                ],
+            ],
+            false,
+        )
+        .await;
+        assert_eq!(names(&out), vec!["a:2", "b:0", "c:2"]);
+    }
+
+    #[tokio::test]
+    async fn failures_are_warnings_or_errors_by_strategy() {
+        let failing = || {
+            vec![
+                series("a", vec![]),
+                StoreItem::Failed(QueryError::StoreTimeout {
+                    address: "s1".into(),
+                    timeout: Duration::from_millis(5),
+                }),
+            ]
+        };
+        let out = run_merge(vec![vec![series("b", vec![])], failing()], false).await;
+        assert_eq!(names(&out), vec!["a:0", "b:0"]);
+        assert!(out.iter().any(
+            |f| matches!(f, Ok(ProxyFrame::Warning(w)) if w.contains("failed to receive any data"))
+        ));
+
+        let out = run_merge(vec![vec![series("b", vec![])], failing()], true).await;
+        let last = out.last().cloned();
+        assert!(
+            matches!(last, Some(Err(ref e)) if e.contains("failed to receive any data")),
+            "{last:?}"
+        );
+    }
+
+    #[test]
+    fn matchers_round_trip() {
+        let ms = vec![
+            Matcher::equal("a", "1"),
+            Matcher::new(MatchType::RegexNoMatch, "b", "x|y").unwrap(),
+        ];
+        let back = matchers_from_proto(&matchers_to_proto(&ms)).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[1].match_type(), MatchType::RegexNoMatch);
+        assert_eq!(back[1].value(), "x|y");
+        let bad = LabelMatcher {
+            r#type: 9,
+            name: "a".into(),
+            value: "b".into(),
+        };
+        assert!(matchers_from_proto(&[bad]).is_err());
+    }
+}
