@@ -36,6 +36,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterable
@@ -75,7 +77,7 @@ SERVING_CERT_ANNOTATIONS = (
 REDIRECT_ANNOTATION_PREFIX = "serviceaccounts.openshift.io/oauth-redirectreference."
 THANOS_IMAGE = re.compile(r"(^|/)thanos-(receive|store|query)(:|@)")
 IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?=[a-z0-9]))*$")
-ACCEPTED_MESSAGE = "not implemented yet (flags are valid)"
+ACCEPTED_MESSAGE = "not implemented yet"
 
 
 # ----------------------------------------------------------------------------- results
@@ -767,14 +769,42 @@ def local_args(workload: Obj, container: dict[str, Any], objects: list[Obj], roo
 
 def run_accepted(command: list[str], timeout: float) -> list[str]:
     """Runs the command; the flags are accepted when it exits 1 with the not-implemented
-    message (flags validated), or is still running after `timeout` (then it is stopped)."""
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
+    message (flags validated), or once its `--http-address` answers `/-/healthy` (the
+    component finished setting up; it is then stopped with SIGTERM and must exit 0), or if
+    it is still running after `timeout` (then it is killed)."""
+    http = flag_value(command, "--http-address")
+    port = http.rsplit(":", 1)[1] if http and ":" in http else None
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + timeout
+        healthy = False
+        while proc.poll() is None and time.monotonic() < deadline:
+            if port is not None:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/healthy", timeout=1) as rsp:
+                        healthy = rsp.status == 200
+                except OSError:
+                    healthy = False
+                if healthy:
+                    break
+            time.sleep(0.1)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                code = proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                return ["did not stop within 10s of SIGTERM"]
+            if healthy and code != 0:
+                out.seek(0)
+                return [f"exit {code} after SIGTERM: {out.read()[-400:]}"]
+            return []
+        out.seek(0)
+        text = out.read()
+    if proc.returncode == 1 and ACCEPTED_MESSAGE in text:
         return []
-    if proc.returncode == 1 and ACCEPTED_MESSAGE in proc.stderr:
-        return []
-    output = [line.strip() for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
+    output = [line.strip() for line in text.splitlines() if line.strip()]
     return [f"exit {proc.returncode}: {' | '.join(output[:4])}"]
 
 

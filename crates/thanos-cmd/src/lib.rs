@@ -3,10 +3,10 @@
 //! normalisation for the thin `thanos-<component>` binaries, logging setup, and one `run`
 //! per component.
 //!
-//! Behaviour today: each subcommand parses and validates its flags completely (reads the
-//! config files, loads the TLS material), then exits with code 1 and
-//! `thanos <component>: not implemented yet (flags are valid)` because the components
-//! themselves are written in other crates.
+//! Each subcommand parses and validates its flags completely (reads the config files,
+//! loads the TLS material) before starting. `store` and `query` then run their component
+//! until SIGTERM/SIGINT; a subcommand not wired yet exits with code 1 and
+//! `thanos <component>: not implemented yet (flags are valid)`.
 
 use std::ffi::OsString;
 use std::process::ExitCode;

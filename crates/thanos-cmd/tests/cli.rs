@@ -180,17 +180,22 @@ fn receive_requires_a_label() {
         "{}",
         stderr(&output)
     );
+    // Router modes (a hashring given) are refused before anything is started.
     let output = run(
         THANOS,
         &[
             "receive",
             "--label=replica=\"r0\"",
             "--label=receive=\"true\"",
+            "--receive.hashrings=[{\"endpoints\": [\"127.0.0.1:10901\"]}]",
         ],
     );
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("thanos receive: not implemented yet (flags are valid)"),
+        stderr(&output).contains(
+            "thanos receive: receive in RouterOnly mode (--receive.hashrings given): \
+             not implemented yet"
+        ),
         "{}",
         stderr(&output)
     );
@@ -207,23 +212,46 @@ fn store_requires_an_object_store() {
     );
 }
 
+/// A bound listener: passing its address as `--http-address` makes a component that got
+/// past flag validation fail at startup, before serving anything.
+fn busy_address() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    (listener, address)
+}
+
 #[test]
 fn thin_binaries_accept_both_argument_forms() {
-    let config = format!("--objstore.config={FS_BUCKET}");
-    let cases: [(&str, &str, Vec<&str>); 3] = [
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = format!(
+        "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        dir.path().join("bucket").display()
+    );
+    let data_dir = format!("--data-dir={}", dir.path().join("data").display());
+    let (_busy, busy) = busy_address();
+    let http_address = format!("--http-address={busy}");
+    let in_use = format!("start the HTTP server: listen on {busy}");
+    let cases: [(&str, &str, Vec<&str>, &str); 3] = [
         (
             THANOS_STORE,
             "store",
             vec![
-                config.as_str(),
-                "--data-dir=/tmp/x",
+                bucket.as_str(),
+                data_dir.as_str(),
                 "--no-cache-index-header",
+                http_address.as_str(),
             ],
+            in_use.as_str(),
         ),
         (
             THANOS_RECEIVE,
             "receive",
-            vec!["--label=replica=\"0\"", "--no-tsdb.wal-compression"],
+            vec![
+                "--label=replica=\"0\"",
+                "--no-tsdb.wal-compression",
+                http_address.as_str(),
+            ],
+            in_use.as_str(),
         ),
         (
             THANOS_QUERY,
@@ -231,11 +259,13 @@ fn thin_binaries_accept_both_argument_forms() {
             vec![
                 "--endpoint=127.0.0.1:10901",
                 "--query.replica-label=replica,rule_replica",
+                http_address.as_str(),
             ],
+            in_use.as_str(),
         ),
     ];
-    for (binary, component, args) in cases {
-        let expected = format!("thanos {component}: not implemented yet (flags are valid)");
+    for (binary, component, args, message) in cases {
+        let expected = format!("thanos {component}: {message}");
         let plain = run(binary, &args);
         let mut repeated_args = vec![component];
         repeated_args.extend(&args);
@@ -263,6 +293,41 @@ fn thin_binaries_accept_both_argument_forms() {
         let unknown = run(binary, &["--bogus-flag"]);
         assert_eq!(unknown.status.code(), Some(2));
         assert!(stderr(&unknown).contains("--bogus-flag"));
+    }
+}
+
+#[test]
+fn unsupported_flags_fail_with_the_flag_named() {
+    for (args, flag) in [
+        (
+            &["query", "--endpoint=dnssrv+_grpc._tcp.store.example"][..],
+            "dnssrv+",
+        ),
+        (
+            &["query", "--endpoint.sd-config=- targets: [\"a:1\"]"][..],
+            "--endpoint.sd-config",
+        ),
+        (
+            &[
+                "store",
+                "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: /tmp/thanos-cmd-unused\n",
+                "--selector.relabel-config=- action: keep\n  source_labels: [a]\n  regex: b",
+            ][..],
+            "--selector.relabel-config",
+        ),
+    ] {
+        let output = run(THANOS, args);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(flag),
+            "{args:?}: {}",
+            stderr(&output)
+        );
     }
 }
 
@@ -300,12 +365,22 @@ fn tls_files_are_loaded_at_startup() {
 
 #[test]
 fn json_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = format!("--data-dir={}", dir.path().join("data").display());
+    let (_busy, busy) = busy_address();
+    let http_address = format!("--http-address={busy}");
+    let bucket = format!(
+        "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        dir.path().join("bucket").display()
+    );
     let output = run(
         THANOS,
         &[
             "store",
             "--log.format=json",
-            &format!("--objstore.config={FS_BUCKET}"),
+            &bucket,
+            &data_dir,
+            &http_address,
         ],
     );
     let err = stderr(&output);
@@ -314,17 +389,14 @@ fn json_logs() {
         first.starts_with('{') && first.contains("\"level\":\"INFO\""),
         "{err}"
     );
-    let output = run(
-        THANOS,
-        &["store", &format!("--objstore.config={FS_BUCKET}")],
-    );
+    let output = run(THANOS, &["store", &bucket, &data_dir, &http_address]);
     let err = stderr(&output);
     assert!(
         err.lines().next().unwrap_or_default().starts_with("ts="),
         "{err}"
     );
     assert!(
-        err.contains("level=info msg=\"store flags validated\""),
+        err.contains("level=info msg=\"starting store gateway\""),
         "{err}"
     );
 }
