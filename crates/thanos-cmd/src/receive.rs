@@ -1,7 +1,24 @@
-//! `thanos receive`: flag validation and (later) wiring of the receiver.
+//! `thanos receive`: flag validation and the IngestorOnly receiver (components.md §3).
+//!
+//! Without a hashring the receiver stores everything it is sent: `/metrics`, `/-/healthy`
+//! and `/-/ready` on `--http-address`; `POST /api/v1/receive` on
+//! `--remote-write.address`; gRPC health on `--grpc-address`. On start it replays every
+//! tenant WAL under `--tsdb.path` (the HTTP server is already up and healthy), then
+//! binds the remote-write server and turns ready. Every acknowledged write is in the
+//! tenant's fsynced WAL. Router modes (a hashring given) refuse to start. Not
+//! implemented yet: cutting the head into blocks and shipping them, the StoreAPI.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use thanos_server::ServerTlsOptions;
+use prometheus::Registry;
+use thanos_receive::{Handler, HandlerOptions, HeadOptions, MultiTsdb, Storage};
+use thanos_server::{
+    GrpcServer, GrpcServerOptions, HttpServer, HttpServerOptions, Prober, RunGroup,
+    ServerTlsOptions, WebConfig, shutdown_signal,
+};
+use thanos_wal::wlog::{Compression, WalOptions};
 
 use crate::flags::non_empty;
 use crate::flags::objstore::read_pair;
@@ -18,8 +35,8 @@ pub enum Mode {
     IngestorOnly,
 }
 
-/// Validates every flag of `thanos receive`, then reports that the component is not
-/// implemented yet.
+/// Validates every flag of `thanos receive` and runs the IngestorOnly receiver until
+/// SIGTERM/SIGINT; router modes fail with "not implemented yet".
 pub fn run(flags: &ReceiveFlags) -> anyhow::Result<()> {
     let labels = thanos_server::parse_labels(&flags.labels).context("invalid --label")?;
     if labels.is_empty() {
@@ -34,17 +51,17 @@ pub fn run(flags: &ReceiveFlags) -> anyhow::Result<()> {
     if flags.tsdb_min_block_duration > flags.tsdb_max_block_duration {
         bail!("--tsdb.min-block-duration must not exceed --tsdb.max-block-duration");
     }
-    let _http = flags.http.options("http")?;
-    let _grpc = flags.grpc.options()?;
+    let http = flags.http.options("http")?;
+    let grpc = flags.grpc.options()?;
     let _peers = flags.client.options()?;
-    if let Some(tls) = ServerTlsOptions::from_flags(
+    let remote_write_tls = ServerTlsOptions::from_flags(
         non_empty(&flags.remote_write_server_tls_cert),
         non_empty(&flags.remote_write_server_tls_key),
         non_empty(&flags.remote_write_server_tls_client_ca),
         flags.remote_write_server_tls_min_version,
     )
-    .context("invalid --remote-write.server-tls-* flags")?
-    {
+    .context("invalid --remote-write.server-tls-* flags")?;
+    if let Some(tls) = &remote_write_tls {
         tls.build(&[b"h2", b"http/1.1"])
             .context("invalid --remote-write.server-tls-* flags")?;
     }
@@ -80,5 +97,132 @@ pub fn run(flags: &ReceiveFlags) -> anyhow::Result<()> {
         upload = bucket.is_some(),
         "receive flags validated"
     );
-    Err(crate::not_implemented())
+    if mode != Mode::IngestorOnly {
+        // Without a hashring the receiver runs as a single ingestor.
+        return Err(crate::not_implemented().context(format!(
+            "receive in {mode:?} mode (--receive.hashrings given)"
+        )));
+    }
+    if bucket.is_some() {
+        tracing::warn!(
+            "--objstore.config: cutting blocks and uploading them is not implemented yet; \
+             data stays in the local WAL and memory"
+        );
+    }
+    if !flags.tsdb_out_of_order_time_window.is_zero() {
+        tracing::warn!(
+            flag = "--tsdb.out-of-order.time-window",
+            "accepted but not implemented; out-of-order samples are rejected"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(serve(flags, http, grpc, remote_write_tls))
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The head and WAL settings taken from the flags.
+fn storage_options(flags: &ReceiveFlags) -> (HeadOptions, Storage) {
+    let head = HeadOptions {
+        chunk_range_ms: millis(flags.tsdb_min_block_duration).max(1),
+        too_far_in_future_ms: millis(flags.tsdb_too_far_in_future_time_window),
+        ..HeadOptions::default()
+    };
+    let storage = Storage {
+        dir: flags.tsdb_path.clone(),
+        wal: WalOptions {
+            compression: if flags.tsdb_wal_compression {
+                Compression::Snappy
+            } else {
+                Compression::None
+            },
+            ..WalOptions::default()
+        },
+    };
+    (head, storage)
+}
+
+async fn serve(
+    flags: &ReceiveFlags,
+    http: HttpServerOptions,
+    grpc: GrpcServerOptions,
+    remote_write_tls: Option<ServerTlsOptions>,
+) -> anyhow::Result<()> {
+    let registry = Registry::new();
+    let prober = Prober::new("receive", &registry).context("register probe metrics")?;
+    let grace_period = http.grace_period;
+    let http_server = HttpServer::bind(http, prober.clone(), registry.clone(), axum::Router::new())
+        .await
+        .context("start the HTTP server")?;
+    let grpc_server = GrpcServer::bind(grpc, prober.clone())
+        .await
+        .context("start the gRPC server")?;
+    prober.healthy();
+    let mut group = RunGroup::new(prober.clone());
+    let token = group.token();
+    group.spawn("http", http_server.run(token.clone()));
+    group.spawn("grpc", grpc_server.run(token.clone()));
+
+    // Replay every tenant WAL before accepting writes or reporting ready.
+    let (head_options, storage) = storage_options(flags);
+    tracing::info!(path = %storage.dir.display(), "replaying tenant WALs");
+    let replay_registry = registry.clone();
+    let (tsdb, stats) = tokio::task::spawn_blocking(move || {
+        MultiTsdb::open(head_options, storage, &replay_registry)
+    })
+    .await
+    .context("replay task")?
+    .context("open --tsdb.path")?;
+    for (tenant, s) in &stats {
+        tracing::info!(
+            tenant = %tenant,
+            series = s.series,
+            samples = s.samples,
+            repaired = s.repaired_at.is_some(),
+            duration_ms = s.duration_ms,
+            "tenant WAL replayed"
+        );
+    }
+    let handler = Handler::new(
+        HandlerOptions {
+            tenant_header: flags.receive_tenant_header.clone(),
+            default_tenant: flags.receive_default_tenant_id.clone(),
+            ..HandlerOptions::default()
+        },
+        Arc::new(tsdb),
+        prober.clone(),
+        &registry,
+    )
+    .context("register receive metrics")?;
+    let remote_write = HttpServer::bind(
+        HttpServerOptions {
+            name: "remote-write",
+            address: flags.remote_write_address.clone(),
+            grace_period,
+            web_config: WebConfig {
+                tls: remote_write_tls,
+                ..WebConfig::default()
+            },
+        },
+        prober.clone(),
+        registry.clone(),
+        handler.router(),
+    )
+    .await
+    .context("start the remote-write server")?;
+    group.spawn("remote-write", remote_write.run(token));
+    prober.ready();
+    group
+        .run(async {
+            if let Err(err) = shutdown_signal().await {
+                tracing::error!(err = %err, "cannot listen for signals");
+            }
+        })
+        .await
+        .context("receive")
 }

@@ -107,7 +107,7 @@ fn rss_bytes() -> Option<u64> {
 
 fn ingest(head: &Head, body: &[u8]) {
     let batch = decode_request(Protocol::V1, body, &WriteLimits::default()).expect("decode");
-    let report = head.append_batch(&batch, T0);
+    let report = head.append_batch(&batch, T0).expect("append");
     assert_eq!(report.appended, PER_REQUEST as u64);
 }
 
@@ -197,7 +197,7 @@ fn bench_ingest(c: &mut Criterion) {
                     head = Head::new(HeadOptions::default(), HeadMetrics::unregistered());
                 }
                 let start = Instant::now();
-                let report = head.append_batch(&batches[idx], T0);
+                let report = head.append_batch(&batches[idx], T0).expect("append");
                 total += start.elapsed();
                 assert_eq!(report.appended, PER_REQUEST as u64);
             }

@@ -315,6 +315,22 @@ pub enum WriteError {
         /// What went wrong.
         reason: String,
     },
+    /// The write could not be made durable (WAL log or fsync failed); not acknowledged.
+    #[error("tenant {tenant:?}: {source}")]
+    Append {
+        /// The tenant being written.
+        tenant: String,
+        /// The head's error.
+        source: crate::head::AppendError,
+    },
+    /// The tenant's storage could not be opened (WAL directory, replay).
+    #[error("open storage of tenant {tenant:?}: {reason}")]
+    Storage {
+        /// The tenant.
+        tenant: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl WriteError {
@@ -333,7 +349,9 @@ impl WriteError {
             | WriteError::TooManySeries { .. }
             | WriteError::TooManySamples { .. } => ErrorKind::TooLarge,
             WriteError::Rejected(r) => r.kind().unwrap_or(ErrorKind::Internal),
-            WriteError::Task { .. } => ErrorKind::Internal,
+            WriteError::Task { .. } | WriteError::Append { .. } | WriteError::Storage { .. } => {
+                ErrorKind::Internal
+            }
         }
     }
 

@@ -317,7 +317,16 @@ impl Handler {
                 Ok(head) => head,
                 Err(err) => return (series, samples, 0, Err(err)),
             };
-            report = head.append_batch(&batch, now_ms());
+            report = match head.append_batch(&batch, now_ms()) {
+                Ok(report) => report,
+                Err(source) => {
+                    let err = WriteError::Append {
+                        tenant: tenant.to_owned(),
+                        source,
+                    };
+                    return (series, samples, 0, Err(err));
+                }
+            };
         }
         let mut rejections = batch.rejections;
         rejections.merge(&report.rejections);

@@ -22,20 +22,27 @@
 //! * Concurrency: appenders take a stripe's read lock and then the series' own mutex;
 //!   only creating a series takes a stripe's write lock. There is no global lock.
 //!
-//! Durability: [`Head::append_batch`] is the single entry point of the write path. A
-//! write-ahead log is not wired in yet, so an acknowledged write lives only in memory;
-//! the WAL record (series + samples) must be logged and synced inside `append_batch`
-//! before it returns, once the WAL crate is available.
+//! Durability: [`Head::append_batch`] is the single entry point of the write path. Once a
+//! WAL is attached ([`Head::attach_wal`], see [`crate::wal`]), every batch logs a series
+//! record for the series it created and a samples record for every sample it accepted
+//! (identical resends included), and waits for the group-commit fsync before returning.
+//! Appending to memory and logging happen under one per-head lock, so the WAL holds
+//! every series' samples in the order they were appended and replays without
+//! out-of-order rejections; the fsync wait happens outside that lock and is shared by
+//! concurrent writers. Series references in the WAL are the head's own series IDs,
+//! which replay keeps, so later records keep referring to the same series.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError, RwLock};
 
 use bytes::Bytes;
 use prometheus::{IntCounter, IntGauge};
 use thanos_model::{Label, Labels, Matcher, Sample, XorChunk, XorIterator};
+use thanos_wal::record::{RefSample, RefSeries, encode_samples, encode_series};
+use thanos_wal::wlog::{GroupCommitWal, WalError};
 
 use crate::error::{Reason, Rejections};
 use crate::write::{Batch, SeriesSamples};
@@ -197,13 +204,16 @@ fn text(b: &[u8]) -> &str {
 
 /// One series: its packed labels and its samples.
 struct MemSeries {
+    /// The series ID, used as the series reference in WAL records.
+    series_ref: u64,
     labels: PackedLabels,
     state: Mutex<SeriesState>,
 }
 
 impl MemSeries {
-    fn new(labels: &Labels) -> Self {
+    fn new(series_ref: u64, labels: &Labels) -> Self {
         Self {
+            series_ref,
             labels: PackedLabels::new(labels),
             state: Mutex::new(SeriesState::new()),
         }
@@ -454,7 +464,50 @@ pub struct Head {
     max_time: AtomicI64,
     min_valid_time: AtomicI64,
     num_series: AtomicU64,
+    /// The next series ID to hand out (IDs start at 1, as in Prometheus).
+    next_ref: AtomicU64,
     metrics: HeadMetrics,
+    wal: OnceLock<GroupCommitWal>,
+    /// Serializes "append to memory + log" while a WAL is attached.
+    wal_order: Mutex<()>,
+    /// Set once logging failed: the WAL may miss records the memory has, so no later
+    /// write can be acknowledged.
+    wal_broken: AtomicBool,
+}
+
+/// Why [`Head::append_batch`] could not acknowledge a write.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Logging or syncing the WAL failed.
+    #[error("write wal: {0}")]
+    Wal(#[from] WalError),
+    /// An earlier logging error left the WAL behind the memory.
+    #[error("wal is unusable after an earlier write error; restart to replay and repair it")]
+    WalBroken,
+}
+
+/// WAL records collected while appending one batch.
+#[derive(Default)]
+struct WalBatch {
+    series: Vec<RefSeries>,
+    samples: Vec<RefSample>,
+}
+
+impl WalBatch {
+    fn encode(&self) -> Vec<Vec<u8>> {
+        let mut records = Vec::with_capacity(2);
+        if !self.series.is_empty() {
+            let mut buf = Vec::new();
+            encode_series(&self.series, &mut buf);
+            records.push(buf);
+        }
+        if !self.samples.is_empty() {
+            let mut buf = Vec::new();
+            encode_samples(&self.samples, &mut buf);
+            records.push(buf);
+        }
+        records
+    }
 }
 
 impl std::fmt::Debug for Head {
@@ -481,7 +534,11 @@ impl Head {
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
             num_series: AtomicU64::new(0),
+            next_ref: AtomicU64::new(1),
             metrics,
+            wal: OnceLock::new(),
+            wal_order: Mutex::new(()),
+            wal_broken: AtomicBool::new(false),
         }
     }
 
@@ -526,17 +583,104 @@ impl Head {
         &self.stripes[(hash as usize) & (STRIPES - 1)]
     }
 
+    /// Attaches the write-ahead log: from now on [`Head::append_batch`] logs and syncs
+    /// every batch before returning. Call it after replaying the WAL directory into this
+    /// head. Returns false (and drops `wal`) if a log is attached already.
+    pub fn attach_wal(&self, wal: GroupCommitWal) -> bool {
+        self.wal.set(wal).is_ok()
+    }
+
+    /// The attached WAL, if any.
+    pub fn wal(&self) -> Option<&GroupCommitWal> {
+        self.wal.get()
+    }
+
     /// Appends every series of `batch` (series rejected while decoding are not in it) at
     /// wall-clock time `now_ms` and reports what was stored and what was rejected.
     ///
-    /// This is the single write entry point of a tenant: once the WAL exists, the batch
-    /// must be logged and synced here before returning (acknowledging) — until then
-    /// acknowledged samples are held in memory only.
-    pub fn append_batch(&self, batch: &Batch, now_ms: i64) -> AppendReport {
-        let mut report = AppendReport::default();
-        let min_valid = self.appendable_min_valid_time();
+    /// This is the single write entry point of a tenant. With a WAL attached, the series
+    /// created and the samples accepted are logged and fsynced (group commit) before
+    /// this returns, so an `Ok` means the samples survive a crash. This blocks on the
+    /// fsync: call it from a blocking thread. An error means the write must not be
+    /// acknowledged; after a logging error every later write fails too.
+    pub fn append_batch(&self, batch: &Batch, now_ms: i64) -> Result<AppendReport, AppendError> {
         let future_limit = (self.options.too_far_in_future_ms > 0)
             .then(|| now_ms.saturating_add(self.options.too_far_in_future_ms));
+        let Some(wal) = self.wal.get() else {
+            let min_valid = self.appendable_min_valid_time();
+            return Ok(self.apply(batch, min_valid, future_limit, None));
+        };
+        let mut log = WalBatch::default();
+        let (report, ticket) = {
+            let _order = self
+                .wal_order
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if self.wal_broken.load(Ordering::Acquire) {
+                return Err(AppendError::WalBroken);
+            }
+            let min_valid = self.appendable_min_valid_time();
+            let report = self.apply(batch, min_valid, future_limit, Some(&mut log));
+            let records = log.encode();
+            if records.is_empty() {
+                return Ok(report);
+            }
+            match wal.log(&records) {
+                Ok(ticket) => (report, ticket),
+                Err(err) => {
+                    self.wal_broken.store(true, Ordering::Release);
+                    return Err(err.into());
+                }
+            }
+        };
+        wal.wait_durable(ticket)?;
+        Ok(report)
+    }
+
+    /// Replays already-logged data: no appendable-window or future checks, no logging.
+    pub(crate) fn replay_batch(&self, batch: &Batch) -> AppendReport {
+        self.apply(batch, i64::MIN, None, None)
+    }
+
+    /// Creates the series with WAL reference `series_ref` unless a series with these
+    /// labels exists; returns the reference of the series that holds `labels`. Later
+    /// series get IDs above `series_ref`.
+    pub(crate) fn replay_series(&self, labels: &Labels, series_ref: u64) -> u64 {
+        self.next_ref
+            .fetch_max(series_ref.saturating_add(1), Ordering::AcqRel);
+        let hash = labels.stable_hash();
+        let mut guard = self
+            .stripe(hash)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = guard.get(hash, labels) {
+            return s.series_ref;
+        }
+        self.insert_series(&mut guard, hash, labels, series_ref);
+        series_ref
+    }
+
+    fn insert_series(&self, stripe: &mut Stripe, hash: u64, labels: &Labels, series_ref: u64) {
+        let new = Box::new(MemSeries::new(series_ref, labels));
+        match stripe.unique.entry(hash) {
+            Entry::Occupied(_) => stripe.conflicts.entry(hash).or_default().push(*new),
+            Entry::Vacant(slot) => {
+                slot.insert(new);
+            }
+        }
+        self.num_series.fetch_add(1, Ordering::Relaxed);
+        self.metrics.series.inc();
+        self.metrics.series_created.inc();
+    }
+
+    fn apply(
+        &self,
+        batch: &Batch,
+        min_valid: i64,
+        future_limit: Option<i64>,
+        mut log: Option<&mut WalBatch>,
+    ) -> AppendReport {
+        let mut report = AppendReport::default();
         let mut batch_min = i64::MAX;
         let mut batch_max = i64::MIN;
         let mut accepted = Vec::new();
@@ -564,8 +708,8 @@ impl Head {
                 series,
                 &accepted,
                 &mut report,
-                &mut batch_min,
-                &mut batch_max,
+                (&mut batch_min, &mut batch_max),
+                log.as_deref_mut(),
             );
         }
         if batch_min <= batch_max {
@@ -588,52 +732,62 @@ impl Head {
         series: &SeriesSamples,
         samples: &[Sample],
         report: &mut AppendReport,
-        batch_min: &mut i64,
-        batch_max: &mut i64,
+        (batch_min, batch_max): (&mut i64, &mut i64),
+        mut log: Option<&mut WalBatch>,
     ) {
         let hash = series.labels.stable_hash();
         let stripe = self.stripe(hash);
-        let append_to = |s: &MemSeries, report: &mut AppendReport, lo: &mut i64, hi: &mut i64| {
-            let mut state = s.lock();
-            for &sample in samples {
-                match state.append(sample, &self.options, &self.metrics.chunks_created) {
-                    Ok(Appended::New) => {
-                        report.appended += 1;
-                        *lo = (*lo).min(sample.t);
-                        *hi = (*hi).max(sample.t);
+        let mut append_to =
+            |s: &MemSeries, report: &mut AppendReport, mut log: Option<&mut WalBatch>| {
+                let mut state = s.lock();
+                for &sample in samples {
+                    match state.append(sample, &self.options, &self.metrics.chunks_created) {
+                        Ok(appended) => {
+                            if matches!(appended, Appended::New) {
+                                report.appended += 1;
+                                *batch_min = (*batch_min).min(sample.t);
+                                *batch_max = (*batch_max).max(sample.t);
+                            } else {
+                                report.identical += 1;
+                            }
+                            // Identical resends are logged too: the first copy may have
+                            // reached memory without its WAL record being acknowledged.
+                            if let Some(log) = log.as_deref_mut() {
+                                log.samples.push(RefSample {
+                                    series_ref: s.series_ref,
+                                    t: sample.t,
+                                    v: sample.v,
+                                });
+                            }
+                        }
+                        Err(reason) => report
+                            .rejections
+                            .add(reason, 1, || format!("{} t={}", series.labels, sample.t)),
                     }
-                    Ok(Appended::Identical) => report.identical += 1,
-                    Err(reason) => report
-                        .rejections
-                        .add(reason, 1, || format!("{} t={}", series.labels, sample.t)),
                 }
-            }
-        };
+            };
         {
             let guard = stripe.read().unwrap_or_else(PoisonError::into_inner);
             if let Some(s) = guard.get(hash, &series.labels) {
-                append_to(s, report, batch_min, batch_max);
+                append_to(s, report, log);
                 return;
             }
         }
         let mut guard = stripe.write().unwrap_or_else(PoisonError::into_inner);
         if guard.get(hash, &series.labels).is_none() {
-            let new = Box::new(MemSeries::new(&series.labels));
-            let stripe = &mut *guard;
-            match stripe.unique.entry(hash) {
-                Entry::Occupied(_) => stripe.conflicts.entry(hash).or_default().push(*new),
-                Entry::Vacant(slot) => {
-                    slot.insert(new);
-                }
-            }
-            self.num_series.fetch_add(1, Ordering::Relaxed);
-            self.metrics.series.inc();
-            self.metrics.series_created.inc();
+            let series_ref = self.next_ref.fetch_add(1, Ordering::AcqRel);
+            self.insert_series(&mut guard, hash, &series.labels, series_ref);
             report.series_created += 1;
+            if let Some(log) = log.as_deref_mut() {
+                log.series.push(RefSeries {
+                    series_ref,
+                    labels: series.labels.clone(),
+                });
+            }
         }
         // Appending under the write lock is fine: it is the rare creation path.
         if let Some(s) = guard.get(hash, &series.labels) {
-            append_to(s, report, batch_min, batch_max);
+            append_to(s, report, log);
         }
     }
 

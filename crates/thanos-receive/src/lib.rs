@@ -15,20 +15,25 @@
 //! * [`handler`] is the axum endpoint, mapping every error through
 //!   [`thanos_server::ErrorKind`].
 //!
-//! Durability is not provided yet: heads are in memory only. The write-ahead log will be
-//! logged and synced inside [`Head::append_batch`], the single write entry point, before a
-//! request is acknowledged.
+//! * [`wal`](mod@wal) replays a tenant's Prometheus-format WAL into its head on start,
+//!   repairs a torn tail and attaches the log: from then on [`Head::append_batch`], the
+//!   single write entry point, logs and fsyncs (group commit) every batch before a request
+//!   is acknowledged.
+//!
+//! Not provided yet: cutting the head into blocks, shipping, WAL checkpoints (the WAL grows
+//! until restart), and the StoreAPI over the heads.
 
 pub mod error;
 pub mod handler;
 pub mod hashring;
 pub mod head;
 pub mod multitsdb;
+pub mod wal;
 mod wire;
 pub mod write;
 
 pub use error::{Reason, Rejections, WriteError};
 pub use handler::{Handler, HandlerOptions};
-pub use head::{AppendReport, ChunkMeta, Head, HeadMetrics, HeadOptions, HeadSeries};
-pub use multitsdb::MultiTsdb;
+pub use head::{AppendError, AppendReport, ChunkMeta, Head, HeadMetrics, HeadOptions, HeadSeries};
+pub use multitsdb::{MultiTsdb, Storage};
 pub use write::{Batch, Protocol, SeriesSamples, WriteLimits};

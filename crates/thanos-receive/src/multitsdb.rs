@@ -1,16 +1,38 @@
 //! The registry of per-tenant heads (mirrors Thanos `pkg/receive/multitsdb.go`).
 //!
-//! Tenants are created lazily on their first write. A tenant name becomes a directory
-//! name once heads are persisted (`<tsdb.path>/<tenant>/`), so it must be a single path
+//! Tenants are created lazily on their first write. With [`Storage`] configured, each
+//! tenant lives in `<tsdb.path>/<tenant>/` with its WAL in `wal/`; [`MultiTsdb::open`]
+//! replays every existing tenant directory before returning, so a receiver reports ready
+//! only after replay. A tenant name becomes a directory name, so it must be a single path
 //! element (components.md §3.4 step 1).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
+
+use thanos_wal::wlog::WalOptions;
 
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::error::WriteError;
 use crate::head::{Head, HeadMetrics, HeadOptions};
+use crate::wal::{self, OpenError, ReplayStats};
+
+/// Where tenant heads are persisted.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// `--tsdb.path`: one directory per tenant below it.
+    pub dir: PathBuf,
+    /// WAL writer settings (`--tsdb.wal-compression` selects the compression).
+    pub wal: WalOptions,
+}
+
+impl Storage {
+    /// The WAL directory of `tenant`: `<dir>/<tenant>/wal`.
+    pub fn wal_dir(&self, tenant: &str) -> PathBuf {
+        self.dir.join(tenant).join("wal")
+    }
+}
 
 /// Checks that `tenant` is a single, non-empty path element: no `/` or `\`, no NUL, not
 /// `.` or `..`.
@@ -104,6 +126,7 @@ impl TsdbMetrics {
 /// Per-tenant heads, created on first use.
 pub struct MultiTsdb {
     options: HeadOptions,
+    storage: Option<Storage>,
     tenants: RwLock<HashMap<String, Arc<Head>>>,
     metrics: TsdbMetrics,
 }
@@ -118,14 +141,72 @@ impl std::fmt::Debug for MultiTsdb {
 }
 
 impl MultiTsdb {
-    /// An empty registry whose heads use `options`; registers the per-tenant
-    /// `prometheus_tsdb_*` metrics (label `tenant`) on `registry`.
+    /// An empty, in-memory registry whose heads use `options` (no WAL); registers the
+    /// per-tenant `prometheus_tsdb_*` metrics (label `tenant`) on `registry`.
     pub fn new(options: HeadOptions, registry: &Registry) -> Result<Self, prometheus::Error> {
         Ok(Self {
             options,
+            storage: None,
             tenants: RwLock::default(),
             metrics: TsdbMetrics::new(registry)?,
         })
+    }
+
+    /// A registry persisted in `storage`: every tenant directory already present (one
+    /// holding a `wal/` directory) is replayed and gets its WAL attached before this
+    /// returns; new tenants get a WAL on first write. Blocking (replay reads every
+    /// segment): call it from a blocking thread. Returns the replay statistics per tenant.
+    pub fn open(
+        options: HeadOptions,
+        storage: Storage,
+        registry: &Registry,
+    ) -> Result<(Self, Vec<(String, ReplayStats)>), OpenError> {
+        let metrics = TsdbMetrics::new(registry)?;
+        std::fs::create_dir_all(&storage.dir).map_err(|source| OpenError::CreateDir {
+            dir: storage.dir.clone(),
+            source,
+        })?;
+        let read_err = |source| OpenError::ListTenants {
+            dir: storage.dir.clone(),
+            source,
+        };
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&storage.dir).map_err(read_err)? {
+            let entry = entry.map_err(read_err)?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if validate_tenant(&name).is_ok() && entry.path().join("wal").is_dir() {
+                names.push(name);
+            }
+        }
+        names.sort_unstable();
+        let tsdb = Self {
+            options,
+            storage: Some(storage),
+            tenants: RwLock::default(),
+            metrics,
+        };
+        let mut stats = Vec::with_capacity(names.len());
+        {
+            let mut tenants = tsdb.tenants.write().unwrap_or_else(PoisonError::into_inner);
+            for name in names {
+                let (head, s) = tsdb.create_head(&name)?;
+                tenants.insert(name.clone(), head);
+                stats.push((name, s));
+            }
+        }
+        Ok((tsdb, stats))
+    }
+
+    /// A new head for `tenant`, with its WAL replayed and attached when persisted.
+    fn create_head(&self, tenant: &str) -> Result<(Arc<Head>, ReplayStats), OpenError> {
+        let head = Head::new(self.options, self.metrics.for_tenant(tenant));
+        let stats = match &self.storage {
+            Some(storage) => wal::open(&head, &storage.wal_dir(tenant), storage.wal.clone())?,
+            None => ReplayStats::default(),
+        };
+        Ok((Arc::new(head), stats))
     }
 
     /// The head of `tenant`, creating it if needed; fails for invalid tenant names.
@@ -135,11 +216,16 @@ impl MultiTsdb {
         }
         validate_tenant(tenant)?;
         let mut tenants = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
-        let head = tenants.entry(tenant.to_owned()).or_insert_with(|| {
-            tracing::info!(tenant, "creating tenant head");
-            Arc::new(Head::new(self.options, self.metrics.for_tenant(tenant)))
-        });
-        Ok(Arc::clone(head))
+        if let Some(head) = tenants.get(tenant) {
+            return Ok(Arc::clone(head));
+        }
+        tracing::info!(tenant, "creating tenant head");
+        let (head, _) = self.create_head(tenant).map_err(|e| WriteError::Storage {
+            tenant: tenant.to_owned(),
+            reason: e.to_string(),
+        })?;
+        tenants.insert(tenant.to_owned(), Arc::clone(&head));
+        Ok(head)
     }
 
     /// The head of `tenant` if it exists.

@@ -75,7 +75,9 @@ fn bytes_per_active_series_is_within_target() {
                     )],
                 })
                 .collect();
-            let report = head.append_batch(&Batch::from_series(series), t0);
+            let report = head
+                .append_batch(&Batch::from_series(series), t0)
+                .expect("append");
             assert_eq!(report.appended, chunk.len() as u64);
         }
     }

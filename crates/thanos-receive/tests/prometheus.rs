@@ -147,3 +147,112 @@ async fn prometheus_remote_writes_into_the_head() {
         assert_eq!(code.as_deref(), Some("200"), "{m:?}");
     }
 }
+
+/// Asks Prometheus's query API for a single number (`data.result[0].value[1]`).
+async fn instant_query(port: u16, query: &str) -> Option<f64> {
+    let url = format!("http://127.0.0.1:{port}/api/v1/query");
+    let resp = reqwest::Client::new()
+        .get(url)
+        .query(&[("query", query)])
+        .send()
+        .await
+        .ok()?;
+    let body: serde_json::Value = serde_json::from_str(&resp.text().await.ok()?).ok()?;
+    body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+/// A WAL directory written by a real Prometheus, left by `kill -9`, replays into our head:
+/// every series and `up` sample Prometheus reported through its own query API is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_a_wal_written_by_prometheus() {
+    assert!(
+        Path::new(PROMETHEUS).exists(),
+        "{PROMETHEUS} is missing: install Debian's prometheus package"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n\
+         scrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+    );
+    let config_path = dir.path().join("prometheus.yml");
+    std::fs::write(&config_path, config).expect("write config");
+    let data = dir.path().join("data");
+    let log_path = dir.path().join("prometheus.log");
+    let log = File::create(&log_path).expect("log file");
+    let child = Command::new(PROMETHEUS)
+        .arg(format!("--config.file={}", config_path.display()))
+        .arg(format!("--storage.tsdb.path={}", data.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus");
+    let mut child = KillOnDrop(child);
+
+    // Wait for a few scrapes, then remember what Prometheus itself says it holds.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let (series, up_samples) = loop {
+        if let Some(status) = child.0.try_wait().expect("poll child") {
+            panic!("prometheus exited with {status}:\n{}", log_tail(&log_path));
+        }
+        let ups = instant_query(port, "count_over_time(up[1h])").await;
+        if let Some(ups) = ups.filter(|n| *n >= 4.0) {
+            let series = instant_query(port, "count({__name__=~\".+\"})")
+                .await
+                .expect("series count");
+            break (series, ups);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus scraped nothing after 40s:\n{}",
+            log_tail(&log_path)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    // Kill -9 (Child::kill sends SIGKILL): no clean shutdown, no head compaction.
+    child.0.kill().expect("kill prometheus");
+    child.0.wait().expect("wait prometheus");
+
+    // Lay the WAL out as a tenant directory and open it like a receiver restart.
+    let tsdb_dir = dir.path().join("receive");
+    std::fs::create_dir_all(tsdb_dir.join("prom")).expect("tenant dir");
+    std::fs::rename(data.join("wal"), tsdb_dir.join("prom").join("wal")).expect("move wal");
+    let storage = thanos_receive::Storage {
+        dir: tsdb_dir,
+        wal: thanos_wal::wlog::WalOptions::default(),
+    };
+    let registry = prometheus::Registry::new();
+    let (tsdb, stats) = tokio::task::spawn_blocking(move || {
+        thanos_receive::MultiTsdb::open(HeadOptions::default(), storage, &registry)
+    })
+    .await
+    .expect("join")
+    .expect("replay prometheus wal");
+    assert_eq!(stats.len(), 1);
+    let stats = &stats[0].1;
+    assert_eq!(stats.unknown_refs, 0, "{stats:?}");
+    assert_eq!(stats.samples_rejected, 0, "{stats:?}");
+    let head = tsdb.get("prom").expect("tenant");
+    assert!(
+        head.num_series() as f64 >= series,
+        "replayed {} series, prometheus reported {series}",
+        head.num_series()
+    );
+    let up = head.select(&[Matcher::equal("__name__", "up")], i64::MIN, i64::MAX);
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert_eq!(up[0].labels.get("job"), Some("prometheus"));
+    let values: Vec<f64> = up[0].samples().map(|s| s.v).collect();
+    assert!(
+        values.len() as f64 >= up_samples,
+        "replayed {} up samples, prometheus reported {up_samples}",
+        values.len()
+    );
+    assert!(values.iter().all(|&v| v == 1.0), "{values:?}");
+    let info = head.select(
+        &[Matcher::equal("__name__", "prometheus_build_info")],
+        i64::MIN,
+        i64::MAX,
+    );
+    assert_eq!(info.len(), 1);
+}

@@ -41,24 +41,28 @@ fn all_samples(h: &Head, labels: &[(&str, &str)]) -> Vec<(i64, f64)> {
 fn append_rules_match_prometheus() {
     let h = head(HeadOptions::default());
     let up: &[(&str, &str)] = &[("__name__", "up"), ("job", "a")];
-    let r = h.append_batch(&batch(&[(up, &[(NOW, 1.0), (NOW + 1000, 1.0)])]), NOW);
+    let r = h
+        .append_batch(&batch(&[(up, &[(NOW, 1.0), (NOW + 1000, 1.0)])]), NOW)
+        .expect("append");
     assert_eq!((r.appended, r.series_created), (2, 1));
     assert!(r.rejections.is_empty());
 
     // Older than the newest sample, different value at the same time, identical resend,
     // then a good sample: only the good one is stored, the rest is counted.
-    let r = h.append_batch(
-        &batch(&[(
-            up,
-            &[
-                (NOW + 500, 1.0),
-                (NOW + 1000, 2.0),
-                (NOW + 1000, 1.0),
-                (NOW + 2000, 0.0),
-            ],
-        )]),
-        NOW,
-    );
+    let r = h
+        .append_batch(
+            &batch(&[(
+                up,
+                &[
+                    (NOW + 500, 1.0),
+                    (NOW + 1000, 2.0),
+                    (NOW + 1000, 1.0),
+                    (NOW + 2000, 0.0),
+                ],
+            )]),
+            NOW,
+        )
+        .expect("append");
     assert_eq!(r.appended, 1);
     assert_eq!(r.identical, 1);
     assert_eq!(r.rejections.count(Reason::OutOfOrder), 1);
@@ -84,16 +88,21 @@ fn append_rules_match_prometheus() {
 fn out_of_bounds_is_half_a_chunk_range_behind_max_time() {
     let h = head(HeadOptions::default());
     let hour = 3_600_000;
-    h.append_batch(&batch(&[(&[("a", "1")], &[(NOW, 1.0)])]), NOW);
+    h.append_batch(&batch(&[(&[("a", "1")], &[(NOW, 1.0)])]), NOW)
+        .expect("append");
     assert_eq!(h.appendable_min_valid_time(), NOW - hour);
-    let r = h.append_batch(
-        &batch(&[(&[("a", "2")], &[(NOW - hour - 1, 1.0), (NOW - hour, 1.0)])]),
-        NOW,
-    );
+    let r = h
+        .append_batch(
+            &batch(&[(&[("a", "2")], &[(NOW - hour - 1, 1.0), (NOW - hour, 1.0)])]),
+            NOW,
+        )
+        .expect("append");
     assert_eq!(r.rejections.count(Reason::OutOfBounds), 1);
     assert_eq!(r.appended, 1);
     h.set_min_valid_time(NOW);
-    let r = h.append_batch(&batch(&[(&[("a", "3")], &[(NOW - 1, 1.0)])]), NOW);
+    let r = h
+        .append_batch(&batch(&[(&[("a", "3")], &[(NOW - 1, 1.0)])]), NOW)
+        .expect("append");
     assert_eq!(r.rejections.count(Reason::OutOfBounds), 1);
     assert_eq!(
         r.series_created, 0,
@@ -108,22 +117,30 @@ fn far_future_sample_changes_nothing() {
         ..HeadOptions::default()
     });
     let far = NOW + 24 * 3_600_000;
-    let r = h.append_batch(&batch(&[(&[("a", "1")], &[(far, 1.0)])]), NOW);
+    let r = h
+        .append_batch(&batch(&[(&[("a", "1")], &[(far, 1.0)])]), NOW)
+        .expect("append");
     assert_eq!(r.rejections.count(Reason::TooFarInFuture), 1);
     assert_eq!((r.appended, r.series_created), (0, 0));
     assert_eq!((h.num_series(), h.max_time()), (0, None));
     // Mixed into an existing series: the good samples land, the series head is not moved.
-    let r = h.append_batch(
-        &batch(&[(&[("a", "1")], &[(NOW, 1.0), (far, 2.0), (NOW + 1000, 3.0)])]),
-        NOW,
-    );
+    let r = h
+        .append_batch(
+            &batch(&[(&[("a", "1")], &[(NOW, 1.0), (far, 2.0), (NOW + 1000, 3.0)])]),
+            NOW,
+        )
+        .expect("append");
     assert_eq!(r.appended, 2);
     assert_eq!(r.rejections.count(Reason::TooFarInFuture), 1);
-    let r = h.append_batch(&batch(&[(&[("a", "1")], &[(NOW + 2000, 4.0)])]), NOW);
+    let r = h
+        .append_batch(&batch(&[(&[("a", "1")], &[(NOW + 2000, 4.0)])]), NOW)
+        .expect("append");
     assert_eq!(r.appended, 1, "later writes still succeed");
     assert_eq!(h.max_time(), Some(NOW + 2000));
     // Exactly at the window edge is accepted.
-    let r = h.append_batch(&batch(&[(&[("a", "1")], &[(NOW + 60_000, 5.0)])]), NOW);
+    let r = h
+        .append_batch(&batch(&[(&[("a", "1")], &[(NOW + 60_000, 5.0)])]), NOW)
+        .expect("append");
     assert_eq!(r.appended, 1);
 }
 
@@ -134,14 +151,16 @@ fn chunks_are_cut_at_120_samples_and_range_boundaries() {
     let start = (NOW / range) * range;
     // 250 samples at 15s from the start of a range: 120 + 120 + 10.
     let samples: Vec<(i64, f64)> = (0..250).map(|i| (start + i * 15_000, i as f64)).collect();
-    h.append_batch(&batch(&[(&[("a", "1")], &samples)]), NOW);
+    h.append_batch(&batch(&[(&[("a", "1")], &samples)]), NOW)
+        .expect("append");
     let s = h.select(&[], i64::MIN, i64::MAX).remove(0);
     let sizes: Vec<usize> = s.chunks.iter().map(|c| c.iter().count()).collect();
     assert_eq!(sizes, [120, 120, 10]);
     assert_eq!(s.chunks[0].min_time, start);
     assert_eq!(s.chunks[0].max_time, start + 119 * 15_000);
     // A sample in the next range cuts the open chunk even though it is not full.
-    h.append_batch(&batch(&[(&[("a", "1")], &[(start + range, 1.0)])]), NOW);
+    h.append_batch(&batch(&[(&[("a", "1")], &[(start + range, 1.0)])]), NOW)
+        .expect("append");
     let s = h.select(&[], i64::MIN, i64::MAX).remove(0);
     assert_eq!(s.chunks.len(), 4);
     assert_eq!(s.chunks[3].min_time, start + range);
@@ -162,9 +181,12 @@ fn stale_markers_and_nan_round_trip() {
     h.append_batch(
         &batch(&[(&[("a", "1")], &[(NOW, f64::NAN), (NOW + 1, stale_nan())])]),
         NOW,
-    );
+    )
+    .expect("append");
     // Resending the same NaN is identical (bitwise), not a duplicate.
-    let r = h.append_batch(&batch(&[(&[("a", "1")], &[(NOW + 1, stale_nan())])]), NOW);
+    let r = h
+        .append_batch(&batch(&[(&[("a", "1")], &[(NOW + 1, stale_nan())])]), NOW)
+        .expect("append");
     assert_eq!((r.identical, r.rejections.is_empty()), (1, true));
     let got: Vec<Sample> = h.select(&[], i64::MIN, i64::MAX)[0].samples().collect();
     assert!(got[0].v.is_nan() && !got[0].is_stale());
@@ -184,7 +206,8 @@ fn select_and_label_queries() {
             (&[("__name__", "cpu"), ("job", "a")], &[(NOW + 5000, 3.0)]),
         ]),
         NOW,
-    );
+    )
+    .expect("append");
     let up = Matcher::equal("__name__", "up");
     let got: Vec<String> = h
         .select(std::slice::from_ref(&up), i64::MIN, i64::MAX)
@@ -239,7 +262,7 @@ fn hash_collisions_keep_series_apart() {
     {
         let mut stripe = h.stripe(hash).write().expect("lock");
         for labels in [&a, &b] {
-            let series = Box::new(MemSeries::new(labels));
+            let series = Box::new(MemSeries::new(1, labels));
             match stripe.unique.entry(hash) {
                 Entry::Occupied(_) => stripe.conflicts.entry(hash).or_default().push(*series),
                 Entry::Vacant(slot) => {
@@ -268,7 +291,7 @@ fn packed_labels_round_trip_and_compare_exactly() {
         Labels::from_pairs([(long.as_str(), "1")]),
     ];
     for labels in &cases {
-        let s = MemSeries::new(labels);
+        let s = MemSeries::new(1, labels);
         assert_eq!(&s.to_labels(), labels);
         for other in &cases {
             assert_eq!(s.labels_eq(other), other == labels, "{labels} vs {other}");
@@ -280,8 +303,8 @@ fn packed_labels_round_trip_and_compare_exactly() {
     }
     // A prefix of a label set is a different series.
     let short = Labels::from_pairs([("__name__", "up"), ("job", "node")]);
-    assert!(!MemSeries::new(&cases[1]).labels_eq(&short));
-    assert!(!MemSeries::new(&short).labels_eq(&cases[1]));
+    assert!(!MemSeries::new(1, &cases[1]).labels_eq(&short));
+    assert!(!MemSeries::new(1, &short).labels_eq(&cases[1]));
 }
 
 #[test]
@@ -310,7 +333,7 @@ fn concurrent_writers_lose_nothing() {
                         })
                         .collect();
                     let b = Batch::from_series(series);
-                    h.append_batch(&b, NOW);
+                    h.append_batch(&b, NOW).expect("append");
                 }
             })
         })
@@ -403,7 +426,7 @@ proptest! {
             // The model creates entries for out-of-bounds-only series lazily too; drop
             // empty ones so both sides compare equal.
             model.series.retain(|_, v| !v.is_empty());
-            let report = h.append_batch(&b, 0);
+            let report = h.append_batch(&b, 0).expect("append");
             prop_assert_eq!(report.appended, appended);
             for reason in Reason::ALL {
                 prop_assert_eq!(report.rejections.count(reason), expected.count(reason), "{}", reason);
