@@ -2,18 +2,22 @@
 //!
 //! Without a hashring the receiver stores everything it is sent: `/metrics`, `/-/healthy`
 //! and `/-/ready` on `--http-address`; `POST /api/v1/receive` on
-//! `--remote-write.address`; gRPC health on `--grpc-address`. On start it replays every
-//! tenant WAL under `--tsdb.path` (the HTTP server is already up and healthy), then
-//! binds the remote-write server and turns ready. Every acknowledged write is in the
-//! tenant's fsynced WAL. Router modes (a hashring given) refuse to start. Not
-//! implemented yet: cutting the head into blocks and shipping them, the StoreAPI.
+//! `--remote-write.address`; gRPC health, `thanos.Store` and `thanos.info.Info` over the
+//! tenant heads on `--grpc-address` (answering "not ready" until the WALs are replayed;
+//! each tenant labelled with the `--label`s plus `<--receive.tenant-label-name>=<tenant>`).
+//! On start it replays every tenant WAL under `--tsdb.path` (the HTTP server is already
+//! up and healthy), then binds the remote-write server and turns ready. Every
+//! acknowledged write is in the tenant's fsynced WAL. Router modes (a hashring given)
+//! refuse to start. Not implemented yet: cutting the head into blocks and shipping them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use prometheus::Registry;
-use thanos_receive::{Handler, HandlerOptions, HeadOptions, MultiTsdb, Storage};
+use thanos_proto::thanos::info::info_server::InfoServer;
+use thanos_proto::thanos::store_server::StoreServer;
+use thanos_receive::{Handler, HandlerOptions, HeadOptions, MultiTsdb, ReceiveStore, Storage};
 use thanos_server::{
     GrpcServer, GrpcServerOptions, HttpServer, HttpServerOptions, Prober, RunGroup,
     ServerTlsOptions, WebConfig, shutdown_signal,
@@ -119,7 +123,11 @@ pub fn run(flags: &ReceiveFlags) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    runtime.block_on(serve(flags, http, grpc, remote_write_tls))
+    let store = ReceiveStore::new(
+        labels.into_iter().map(|l| (l.name, l.value)),
+        flags.receive_tenant_label_name.clone(),
+    );
+    runtime.block_on(serve(flags, store, http, grpc, remote_write_tls))
 }
 
 fn millis(d: Duration) -> i64 {
@@ -149,6 +157,7 @@ fn storage_options(flags: &ReceiveFlags) -> (HeadOptions, Storage) {
 
 async fn serve(
     flags: &ReceiveFlags,
+    store: ReceiveStore,
     http: HttpServerOptions,
     grpc: GrpcServerOptions,
     remote_write_tls: Option<ServerTlsOptions>,
@@ -161,7 +170,9 @@ async fn serve(
         .context("start the HTTP server")?;
     let grpc_server = GrpcServer::bind(grpc, prober.clone())
         .await
-        .context("start the gRPC server")?;
+        .context("start the gRPC server")?
+        .add_service(StoreServer::new(store.clone()))
+        .add_service(InfoServer::new(store.clone()));
     prober.healthy();
     let mut group = RunGroup::new(prober.clone());
     let token = group.token();
@@ -188,13 +199,15 @@ async fn serve(
             "tenant WAL replayed"
         );
     }
+    let tsdb = Arc::new(tsdb);
+    store.attach(Arc::clone(&tsdb));
     let handler = Handler::new(
         HandlerOptions {
             tenant_header: flags.receive_tenant_header.clone(),
             default_tenant: flags.receive_default_tenant_id.clone(),
             ..HandlerOptions::default()
         },
-        Arc::new(tsdb),
+        Arc::clone(&tsdb),
         prober.clone(),
         &registry,
     )

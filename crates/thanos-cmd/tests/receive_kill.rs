@@ -83,7 +83,8 @@ async fn start(tsdb: &Path, log: &Path) -> Receiver {
 type Acked = Arc<Mutex<BTreeMap<String, Vec<(i64, f64)>>>>;
 
 /// Writer `w` sends requests until the server goes away; each request has one sample
-/// for `m{w}` and a new series `s{w,k}`. Acknowledged samples are recorded.
+/// for `m{w}` and a new series `s{w,t}` (unique across rounds: `t` grows with `start_t`).
+/// Acknowledged samples are recorded.
 async fn writer(port: u16, w: usize, start_t: i64, acked: Acked) {
     let client = reqwest::Client::new();
     for k in 0..100_000i64 {
@@ -113,7 +114,7 @@ async fn writer(port: u16, w: usize, start_t: i64, acked: Acked) {
             }
         };
         let body = thanos_proto::remote_write::encode(&pb::WriteRequest {
-            timeseries: vec![series("m", None), series("s", Some(k.to_string()))],
+            timeseries: vec![series("m", None), series("s", Some(t.to_string()))],
             metadata: vec![],
         })
         .expect("encode");
@@ -132,7 +133,7 @@ async fn writer(port: u16, w: usize, start_t: i64, acked: Acked) {
                     .entry(format!("m/{w}"))
                     .or_default()
                     .push((t, t as f64));
-                acked.insert(format!("s/{w}/{k}"), vec![(t, t as f64)]);
+                acked.insert(format!("s/{w}/{t}"), vec![(t, t as f64)]);
             }
             Ok(resp) => panic!("unexpected status {}", resp.status()),
             Err(_) => return,

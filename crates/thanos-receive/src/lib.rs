@@ -20,14 +20,19 @@
 //!   single write entry point, logs and fsyncs (group commit) every batch before a request
 //!   is acknowledged.
 //!
+//! * [`store`](mod@store) serves `thanos.Store` and `thanos.info.Info` over the tenant
+//!   heads ([`ReceiveStore`]), each tenant labelled with the `--label`s plus its tenant
+//!   label.
+//!
 //! Not provided yet: cutting the head into blocks, shipping, WAL checkpoints (the WAL grows
-//! until restart), and the StoreAPI over the heads.
+//! until restart).
 
 pub mod error;
 pub mod handler;
 pub mod hashring;
 pub mod head;
 pub mod multitsdb;
+pub mod store;
 pub mod wal;
 mod wire;
 pub mod write;
@@ -36,4 +41,5 @@ pub use error::{Reason, Rejections, WriteError};
 pub use handler::{Handler, HandlerOptions};
 pub use head::{AppendError, AppendReport, ChunkMeta, Head, HeadMetrics, HeadOptions, HeadSeries};
 pub use multitsdb::{MultiTsdb, Storage};
+pub use store::{ReceiveStore, StoreError};
 pub use write::{Batch, Protocol, SeriesSamples, WriteLimits};

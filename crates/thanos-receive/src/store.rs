@@ -1,0 +1,479 @@
+//! The StoreAPI over the tenant heads (Thanos's receive `localStorage` StoreAPI): serves
+//! `thanos.Store` (Series, LabelNames, LabelValues) and `thanos.info.Info` from every
+//! tenant's in-memory head, each tenant advertised with its own external label set
+//! (`--label`s + `<tenant label>=<tenant>`).
+
+use std::collections::BTreeSet;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
+use futures::Stream;
+use thanos_model::{Labels, MatchType, Matcher};
+use thanos_proto::thanos::info::info_server::Info;
+use thanos_proto::thanos::info::{InfoRequest, InfoResponse, StoreInfo, TsdbInfo};
+use thanos_proto::thanos::series_response::Result as SeriesResult;
+use thanos_proto::thanos::store_server::Store;
+use thanos_proto::thanos::{
+    AggrChunk, Chunk, Label, LabelMatcher, LabelNamesRequest, LabelNamesResponse,
+    LabelValuesRequest, LabelValuesResponse, Series, SeriesRequest, SeriesResponse, ShardInfo,
+    ZLabelSet, chunk, label_matcher,
+};
+use thanos_server::kind::ErrorKind;
+use tonic::{Request, Response, Status};
+
+use crate::head::{Head, HeadSeries};
+use crate::multitsdb::MultiTsdb;
+
+/// Errors of the StoreAPI calls.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The tenant heads are not open yet (WAL replay running).
+    #[error("not ready: tenant WALs are still being replayed")]
+    NotReady,
+    /// The request is invalid (bad matcher, missing label name).
+    #[error("invalid request: {0}")]
+    InvalidArgument(String),
+    /// The blocking worker running the query failed.
+    #[error("query worker: {0}")]
+    Worker(String),
+}
+
+impl StoreError {
+    /// The error class, for the gRPC status code.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::NotReady => ErrorKind::Unavailable,
+            StoreError::InvalidArgument(_) => ErrorKind::BadRequest,
+            StoreError::Worker(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The gRPC status reporting this error.
+    pub fn to_status(&self) -> Status {
+        self.kind().to_grpc_status(self.to_string())
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        e.to_status()
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    tsdb: OnceLock<Arc<MultiTsdb>>,
+    external: Labels,
+    tenant_label: String,
+}
+
+/// StoreAPI and Info server over the heads of a [`MultiTsdb`]. Created before the heads
+/// are open (so the gRPC server can start early); answers "not ready" until
+/// [`ReceiveStore::attach`] is called. Cheap to clone (shared state).
+#[derive(Debug, Clone)]
+pub struct ReceiveStore {
+    inner: Arc<Inner>,
+}
+
+/// One tenant's view for a query: its external labels and head.
+struct TenantView {
+    labels: Labels,
+    head: Arc<Head>,
+}
+
+/// Decodes request matchers.
+fn convert_matchers(ms: &[LabelMatcher]) -> Result<Vec<Matcher>, StoreError> {
+    ms.iter()
+        .map(|m| {
+            let t = match label_matcher::Type::try_from(m.r#type) {
+                Ok(label_matcher::Type::Eq) => MatchType::Equal,
+                Ok(label_matcher::Type::Neq) => MatchType::NotEqual,
+                Ok(label_matcher::Type::Re) => MatchType::RegexMatch,
+                Ok(label_matcher::Type::Nre) => MatchType::RegexNoMatch,
+                Err(_) => {
+                    return Err(StoreError::InvalidArgument(format!(
+                        "unknown matcher type {} for label {:?}",
+                        m.r#type, m.name
+                    )));
+                }
+            };
+            Matcher::new(t, m.name.clone(), m.value.clone())
+                .map_err(|e| StoreError::InvalidArgument(e.to_string()))
+        })
+        .collect()
+}
+
+/// The matchers left once those on external labels are checked: `None` when one of them
+/// rejects the tenant's label set.
+fn strip_external(matchers: &[Matcher], ext: &Labels) -> Option<Vec<Matcher>> {
+    let mut rest = Vec::with_capacity(matchers.len());
+    for m in matchers {
+        match ext.get(m.name()) {
+            Some(v) if !m.matches(v) => return None,
+            Some(_) => {}
+            None => rest.push(m.clone()),
+        }
+    }
+    Some(rest)
+}
+
+/// Stored labels with the external labels set over them, replica labels removed.
+fn finalize_labels(stored: &Labels, ext: &Labels, without: &[String]) -> Labels {
+    let mut b = stored.builder();
+    for l in ext {
+        b.set(l.name.clone(), l.value.clone());
+    }
+    for w in without {
+        b.del(w);
+    }
+    b.build()
+}
+
+/// Whether `labels` falls into the requested shard (storeapi.md §6): xxhash64 over
+/// `name 0xff value 0xff` of the selected labels, modulo the shard count.
+fn in_shard(labels: &Labels, shard: Option<&ShardInfo>) -> bool {
+    let Some(s) = shard else { return true };
+    if s.total_shards < 1 {
+        return true;
+    }
+    let mut buf = Vec::new();
+    for l in labels {
+        if s.labels.contains(&l.name) == s.by {
+            buf.extend_from_slice(l.name.as_bytes());
+            buf.push(0xff);
+            buf.extend_from_slice(l.value.as_bytes());
+            buf.push(0xff);
+        }
+    }
+    let h = xxhash_rust::xxh64::xxh64(&buf, 0);
+    h % (s.total_shards as u64) == s.shard_index as u64
+}
+
+fn labels_to_proto(l: &Labels) -> Vec<Label> {
+    l.iter()
+        .map(|l| Label {
+            name: l.name.clone(),
+            value: l.value.clone(),
+        })
+        .collect()
+}
+
+fn to_wire_series(labels: &Labels, s: HeadSeries, skip_chunks: bool) -> Series {
+    let chunks = if skip_chunks {
+        Vec::new()
+    } else {
+        s.chunks
+            .into_iter()
+            .map(|c| AggrChunk {
+                min_time: c.min_time,
+                max_time: c.max_time,
+                raw: Some(Chunk {
+                    r#type: chunk::Encoding::Xor as i32,
+                    hash: xxhash_rust::xxh64::xxh64(&c.data, 0),
+                    data: c.data,
+                }),
+                ..AggrChunk::default()
+            })
+            .collect()
+    };
+    Series {
+        labels: labels_to_proto(labels),
+        chunks,
+    }
+}
+
+fn limit_of(limit: i64) -> usize {
+    usize::try_from(limit)
+        .ok()
+        .filter(|&l| l > 0)
+        .unwrap_or(usize::MAX)
+}
+
+impl ReceiveStore {
+    /// A store whose tenants are labelled with the `external` name/value pairs (the
+    /// `--label`s) plus `<tenant_label_name>=<tenant>` (`--receive.tenant-label-name`).
+    /// Not ready until [`ReceiveStore::attach`].
+    pub fn new<N, V>(
+        external: impl IntoIterator<Item = (N, V)>,
+        tenant_label_name: impl Into<String>,
+    ) -> Self
+    where
+        N: Into<String>,
+        V: Into<String>,
+    {
+        Self {
+            inner: Arc::new(Inner {
+                tsdb: OnceLock::new(),
+                external: Labels::from_pairs(external),
+                tenant_label: tenant_label_name.into(),
+            }),
+        }
+    }
+
+    /// Starts serving the heads of `tsdb`. Returns `false` (and changes nothing) when a
+    /// registry was already attached.
+    pub fn attach(&self, tsdb: Arc<MultiTsdb>) -> bool {
+        self.inner.tsdb.set(tsdb).is_ok()
+    }
+
+    /// Whether the heads are attached.
+    pub fn is_ready(&self) -> bool {
+        self.inner.tsdb.get().is_some()
+    }
+
+    /// The external label set of `tenant`: the configured labels plus the tenant label
+    /// (which wins over a same-named configured label).
+    pub fn tenant_labels(&self, tenant: &str) -> Labels {
+        let mut b = self.inner.external.builder();
+        b.set(self.inner.tenant_label.clone(), tenant);
+        b.build()
+    }
+
+    /// Every tenant with its external labels, in tenant name order.
+    fn tenants(&self) -> Result<Vec<TenantView>, StoreError> {
+        let tsdb = self.inner.tsdb.get().ok_or(StoreError::NotReady)?;
+        Ok(tsdb
+            .tenants()
+            .into_iter()
+            .filter_map(|t| {
+                tsdb.get(&t).map(|head| TenantView {
+                    labels: self.tenant_labels(&t),
+                    head,
+                })
+            })
+            .collect())
+    }
+
+    /// Answers a Series request: the matching series of every tenant whose external
+    /// labels match, external labels attached (overriding stored ones), replica labels
+    /// removed, sorted by label set across tenants; chunks overlapping `[min_time,
+    /// max_time]` as raw XOR chunks (none with `skip_chunks`). Blocking: it walks every
+    /// tenant's series.
+    pub fn series_blocking(&self, req: &SeriesRequest) -> Result<Vec<Series>, StoreError> {
+        let matchers = convert_matchers(&req.matchers)?;
+        let no_matchers = || {
+            StoreError::InvalidArgument("no matchers specified (excluding external labels)".into())
+        };
+        if matchers.is_empty() {
+            return Err(no_matchers());
+        }
+        let mut out: Vec<(Labels, HeadSeries)> = Vec::new();
+        for t in self.tenants()? {
+            let Some(rest) = strip_external(&matchers, &t.labels) else {
+                continue;
+            };
+            if rest.is_empty() {
+                return Err(no_matchers());
+            }
+            for s in t.head.select(&rest, req.min_time, req.max_time) {
+                let labels = finalize_labels(&s.labels, &t.labels, &req.without_replica_labels);
+                if in_shard(&labels, req.shard_info.as_ref()) {
+                    out.push((labels, s));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out
+            .into_iter()
+            .take(limit_of(req.limit))
+            .map(|(labels, s)| to_wire_series(&labels, s, req.skip_chunks))
+            .collect())
+    }
+
+    /// Answers a LabelNames request: sorted names of the series matching the matchers in
+    /// `[start, end]`, including the external label names of tenants with such series,
+    /// replica labels removed. Blocking.
+    pub fn label_names_blocking(&self, req: &LabelNamesRequest) -> Result<Vec<String>, StoreError> {
+        let matchers = convert_matchers(&req.matchers)?;
+        let mut names = BTreeSet::new();
+        for t in self.tenants()? {
+            let Some(rest) = strip_external(&matchers, &t.labels) else {
+                continue;
+            };
+            let found = t.head.label_names(&rest, req.start, req.end);
+            if found.is_empty() {
+                continue;
+            }
+            names.extend(found);
+            names.extend(t.labels.iter().map(|l| l.name.clone()));
+        }
+        for w in &req.without_replica_labels {
+            names.remove(w);
+        }
+        Ok(names.into_iter().take(limit_of(req.limit)).collect())
+    }
+
+    /// Answers a LabelValues request: sorted values of `req.label` among the series
+    /// matching the matchers in `[start, end]`; for an external label, the tenant's value
+    /// when it has such series. Blocking.
+    pub fn label_values_blocking(
+        &self,
+        req: &LabelValuesRequest,
+    ) -> Result<Vec<String>, StoreError> {
+        if req.label.is_empty() {
+            return Err(StoreError::InvalidArgument(
+                "label name parameter cannot be empty".into(),
+            ));
+        }
+        let matchers = convert_matchers(&req.matchers)?;
+        let tenants = self.tenants()?;
+        if req.without_replica_labels.contains(&req.label) {
+            return Ok(Vec::new());
+        }
+        let mut values = BTreeSet::new();
+        for t in tenants {
+            let Some(rest) = strip_external(&matchers, &t.labels) else {
+                continue;
+            };
+            if let Some(v) = t.labels.get(&req.label) {
+                if !t.head.label_names(&rest, req.start, req.end).is_empty() {
+                    values.insert(v.to_owned());
+                }
+            } else {
+                values.extend(t.head.label_values(&req.label, &rest, req.start, req.end));
+            }
+        }
+        Ok(values.into_iter().take(limit_of(req.limit)).collect())
+    }
+
+    /// Info: one label set per tenant (sorted by its string form) with the tenant's
+    /// oldest sample time and an open end (`i64::MAX`); the store's min time is the oldest
+    /// sample of any tenant (`i64::MAX` when there is no data yet).
+    pub fn info(&self) -> Result<InfoResponse, StoreError> {
+        let mut tenants: Vec<(String, TenantView)> = self
+            .tenants()?
+            .into_iter()
+            .map(|t| (t.labels.to_string(), t))
+            .collect();
+        tenants.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut mint = i64::MAX;
+        let mut tsdb_infos = Vec::with_capacity(tenants.len());
+        for (_, t) in &tenants {
+            let tmin = t.head.min_time().unwrap_or(i64::MAX);
+            mint = mint.min(tmin);
+            tsdb_infos.push(TsdbInfo {
+                labels: Some(ZLabelSet {
+                    labels: labels_to_proto(&t.labels),
+                }),
+                min_time: tmin,
+                max_time: i64::MAX,
+            });
+        }
+        Ok(InfoResponse {
+            label_sets: tenants
+                .iter()
+                .map(|(_, t)| ZLabelSet {
+                    labels: labels_to_proto(&t.labels),
+                })
+                .collect(),
+            component_type: "receive".into(),
+            store: Some(StoreInfo {
+                min_time: mint,
+                max_time: i64::MAX,
+                supports_sharding: true,
+                supports_without_replica_labels: true,
+                tsdb_infos,
+                supports_projections: false,
+            }),
+            ..InfoResponse::default()
+        })
+    }
+
+    /// Runs `f` on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ReceiveStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+}
+
+/// Stream type of the Series RPC.
+pub type SeriesStream = Pin<Box<dyn Stream<Item = Result<SeriesResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Store for ReceiveStore {
+    type SeriesStream = SeriesStream;
+
+    async fn series(
+        &self,
+        request: Request<SeriesRequest>,
+    ) -> Result<Response<Self::SeriesStream>, Status> {
+        let req = request.into_inner();
+        let series = self
+            .blocking(move |s| s.series_blocking(&req))
+            .await
+            .inspect_err(|e| tracing::debug!(err = %e, "series call failed"))?;
+        let frames = series.into_iter().map(|s| {
+            Ok(SeriesResponse {
+                result: Some(SeriesResult::Series(s)),
+            })
+        });
+        Ok(Response::new(Box::pin(futures::stream::iter(frames))))
+    }
+
+    async fn label_names(
+        &self,
+        request: Request<LabelNamesRequest>,
+    ) -> Result<Response<LabelNamesResponse>, Status> {
+        let req = request.into_inner();
+        let names = self.blocking(move |s| s.label_names_blocking(&req)).await?;
+        Ok(Response::new(LabelNamesResponse {
+            names,
+            ..LabelNamesResponse::default()
+        }))
+    }
+
+    async fn label_values(
+        &self,
+        request: Request<LabelValuesRequest>,
+    ) -> Result<Response<LabelValuesResponse>, Status> {
+        let req = request.into_inner();
+        let values = self
+            .blocking(move |s| s.label_values_blocking(&req))
+            .await?;
+        Ok(Response::new(LabelValuesResponse {
+            values,
+            ..LabelValuesResponse::default()
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl Info for ReceiveStore {
+    async fn info(&self, _request: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        Ok(Response::new(ReceiveStore::info(self)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_labels_override_and_replicas_drop() {
+        let stored = Labels::from_pairs([("__name__", "up"), ("tenant_id", "x"), ("r", "1")]);
+        let ext = Labels::from_pairs([("tenant_id", "a"), ("site", "eu")]);
+        let got = finalize_labels(&stored, &ext, &["r".to_owned()]);
+        assert_eq!(
+            got,
+            Labels::from_pairs([("__name__", "up"), ("site", "eu"), ("tenant_id", "a")])
+        );
+    }
+
+    #[test]
+    fn external_matchers_select_tenants() {
+        let ext = Labels::from_pairs([("tenant_id", "a")]);
+        let m = |t, n: &str, v: &str| Matcher::new(t, n, v).expect("matcher");
+        let ms = vec![
+            m(MatchType::Equal, "tenant_id", "a"),
+            m(MatchType::Equal, "__name__", "up"),
+        ];
+        assert_eq!(strip_external(&ms, &ext).map(|r| r.len()), Some(1));
+        let other = vec![m(MatchType::Equal, "tenant_id", "b")];
+        assert!(strip_external(&other, &ext).is_none());
+    }
+}
