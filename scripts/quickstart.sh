@@ -3,8 +3,9 @@
 # - a Prometheus scrapes all three components and remote-writes to receive (durable in its WAL);
 # - the bucket is seeded with a demo block written by promtool (6h of `demo_requests_total`),
 #   which the store gateway serves and the querier answers PromQL over.
-# Receive does not cut and upload blocks nor serve the StoreAPI yet, so the querier reads the
-# bucket only. Everything lives under ./quickstart-data (QUICKSTART_DIR); Ctrl-C stops it all.
+# The querier reads both: receive's heads (the live scrapes) and the bucket (the demo block).
+# Receive does not cut and upload blocks yet. Everything lives under ./quickstart-data
+# (QUICKSTART_DIR); Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${QUICKSTART_DIR:-$PWD/quickstart-data}"
@@ -93,7 +94,7 @@ pids+=($!)
   >"$dir/store.log" 2>&1 &
 pids+=($!)
 "$thanos" query \
-  --endpoint=127.0.0.1:10905 --query.replica-label=receive_replica \
+  --endpoint=127.0.0.1:10907 --endpoint=127.0.0.1:10905 --query.replica-label=receive_replica \
   --grpc-address=127.0.0.1:10903 --http-address=127.0.0.1:10904 \
   >"$dir/query.log" 2>&1 &
 pids+=($!)
@@ -114,6 +115,7 @@ cat <<MSG
 quickstart: running (logs in $dir)
   remote write : http://127.0.0.1:19291/api/v1/receive
   query API    : http://127.0.0.1:10904/api/v1/query?query=sum(rate(demo_requests_total[5m]))
+  live data    : http://127.0.0.1:10904/api/v1/query?query=up
   stores       : http://127.0.0.1:10904/api/v1/stores
 Prometheus remote-writes its scrapes of the three components to receive every 5s.
 Press Ctrl-C to stop.
