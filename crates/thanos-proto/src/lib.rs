@@ -28,12 +28,14 @@
 //! decoding from a `Bytes` buffer (as tonic does) does not copy chunk data.
 //! Well-known types (`google.protobuf.Any`, `Duration`) are [`prost_types`].
 //!
-//! Hand-written helpers: [`method`] (fully-qualified gRPC paths),
+//! Hand-written helpers: [`method`] (fully-qualified gRPC paths), [`storepb`]
+//! (model conversions and the StoreAPI external-label and shard rules),
 //! [`FILE_DESCRIPTOR_SET`] (for gRPC reflection) and [`remote_write`]
 //! (snappy-compressed HTTP remote-write bodies).
 
 pub mod method;
 pub mod remote_write;
+pub mod storepb;
 
 /// Encoded `google.protobuf.FileDescriptorSet` of every compiled proto file
 /// (imports included, source info stripped), for registering gRPC reflection.

@@ -77,9 +77,9 @@ pub enum QueryError {
         /// The configured limit.
         limit: usize,
     },
-    /// A StoreAPI matcher has an unknown type.
-    #[error("unknown matcher type {0}")]
-    MatcherType(i32),
+    /// A StoreAPI matcher cannot be decoded.
+    #[error(transparent)]
+    WireMatcher(#[from] thanos_proto::storepb::MatcherError),
     /// A blocking decode task panicked or was cancelled.
     #[error("decode task: {0}")]
     Task(String),
@@ -95,7 +95,7 @@ impl QueryError {
             QueryError::Endpoint { .. }
             | QueryError::UnsupportedSpec(_)
             | QueryError::Matcher(_)
-            | QueryError::MatcherType(_) => ErrorKind::BadRequest,
+            | QueryError::WireMatcher(_) => ErrorKind::BadRequest,
             QueryError::Metrics(_) | QueryError::Task(_) => ErrorKind::Internal,
             QueryError::StoreTimeout { .. } => ErrorKind::DeadlineExceeded,
             QueryError::Store { code, .. } => match code {

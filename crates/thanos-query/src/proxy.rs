@@ -19,12 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use thanos_model::{Label, Labels, MatchType, Matcher};
+use thanos_model::{Label, Labels, Matcher};
+pub use thanos_proto::storepb::{labels_to_proto, matchers_from_proto, matchers_to_proto};
 use thanos_proto::thanos::series_response::Result as Frame;
 use thanos_proto::thanos::{
-    AggrChunk, LabelMatcher, LabelNamesRequest, LabelNamesResponse, LabelValuesRequest,
-    LabelValuesResponse, PartialResponseStrategy, Series as ProtoSeries, SeriesRequest,
-    SeriesResponse, label_matcher,
+    AggrChunk, LabelNamesRequest, LabelNamesResponse, LabelValuesRequest, LabelValuesResponse,
+    PartialResponseStrategy, Series as ProtoSeries, SeriesRequest, SeriesResponse,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -123,7 +123,7 @@ impl ProxyStore {
         );
         let matchers = match matchers_from_proto(&request.matchers) {
             Ok(m) => m,
-            Err(e) => return Box::pin(futures::stream::iter([Err(e)])),
+            Err(e) => return Box::pin(futures::stream::iter([Err(e.into())])),
         };
         if self.endpoints.is_empty() {
             let items = abort.then_some(Err(QueryError::NoStores));
@@ -602,53 +602,6 @@ fn chunk_key(chunk: &AggrChunk) -> Option<(i64, i64, u64)> {
     Some((chunk.min_time, chunk.max_time, hash))
 }
 
-/// Converts StoreAPI matchers into model matchers.
-pub fn matchers_from_proto(matchers: &[LabelMatcher]) -> Result<Vec<Matcher>, QueryError> {
-    matchers
-        .iter()
-        .map(|m| {
-            let t = match label_matcher::Type::try_from(m.r#type) {
-                Ok(label_matcher::Type::Eq) => MatchType::Equal,
-                Ok(label_matcher::Type::Neq) => MatchType::NotEqual,
-                Ok(label_matcher::Type::Re) => MatchType::RegexMatch,
-                Ok(label_matcher::Type::Nre) => MatchType::RegexNoMatch,
-                Err(_) => {
-                    return Err(QueryError::MatcherType(m.r#type));
-                }
-            };
-            Ok(Matcher::new(t, m.name.clone(), m.value.clone())?)
-        })
-        .collect()
-}
-
-/// Converts model matchers into StoreAPI matchers.
-pub fn matchers_to_proto(matchers: &[Matcher]) -> Vec<LabelMatcher> {
-    matchers
-        .iter()
-        .map(|m| LabelMatcher {
-            r#type: match m.match_type() {
-                MatchType::Equal => label_matcher::Type::Eq,
-                MatchType::NotEqual => label_matcher::Type::Neq,
-                MatchType::RegexMatch => label_matcher::Type::Re,
-                MatchType::RegexNoMatch => label_matcher::Type::Nre,
-            } as i32,
-            name: m.name().to_owned(),
-            value: m.value().to_owned(),
-        })
-        .collect()
-}
-
-/// Converts labels into StoreAPI labels.
-pub fn labels_to_proto(labels: &Labels) -> Vec<thanos_proto::thanos::Label> {
-    labels
-        .iter()
-        .map(|l| thanos_proto::thanos::Label {
-            name: l.name.clone(),
-            value: l.value.clone(),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -758,23 +711,5 @@ mod tests {
             matches!(last, Some(Err(ref e)) if e.contains("failed to receive any data")),
             "{last:?}"
         );
-    }
-
-    #[test]
-    fn matchers_round_trip() {
-        let ms = vec![
-            Matcher::equal("a", "1"),
-            Matcher::new(MatchType::RegexNoMatch, "b", "x|y").unwrap(),
-        ];
-        let back = matchers_from_proto(&matchers_to_proto(&ms)).unwrap();
-        assert_eq!(back.len(), 2);
-        assert_eq!(back[1].match_type(), MatchType::RegexNoMatch);
-        assert_eq!(back[1].value(), "x|y");
-        let bad = LabelMatcher {
-            r#type: 9,
-            name: "a".into(),
-            value: "b".into(),
-        };
-        assert!(matchers_from_proto(&[bad]).is_err());
     }
 }

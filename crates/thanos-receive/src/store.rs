@@ -8,15 +8,17 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
 use futures::Stream;
-use thanos_model::{Labels, MatchType, Matcher};
+use thanos_model::{Labels, Matcher};
+use thanos_proto::storepb::{
+    finalize_labels, in_shard, labels_to_proto, matchers_from_proto, strip_external,
+};
 use thanos_proto::thanos::info::info_server::Info;
 use thanos_proto::thanos::info::{InfoRequest, InfoResponse, StoreInfo, TsdbInfo};
 use thanos_proto::thanos::series_response::Result as SeriesResult;
 use thanos_proto::thanos::store_server::Store;
 use thanos_proto::thanos::{
-    AggrChunk, Chunk, Label, LabelMatcher, LabelNamesRequest, LabelNamesResponse,
-    LabelValuesRequest, LabelValuesResponse, Series, SeriesRequest, SeriesResponse, ShardInfo,
-    ZLabelSet, chunk, label_matcher,
+    AggrChunk, Chunk, LabelMatcher, LabelNamesRequest, LabelNamesResponse, LabelValuesRequest,
+    LabelValuesResponse, Series, SeriesRequest, SeriesResponse, ZLabelSet, chunk,
 };
 use thanos_server::kind::ErrorKind;
 use tonic::{Request, Response, Status};
@@ -81,81 +83,9 @@ struct TenantView {
     head: Arc<Head>,
 }
 
-/// Decodes request matchers.
+/// Decodes request matchers; a bad matcher is an invalid argument.
 fn convert_matchers(ms: &[LabelMatcher]) -> Result<Vec<Matcher>, StoreError> {
-    ms.iter()
-        .map(|m| {
-            let t = match label_matcher::Type::try_from(m.r#type) {
-                Ok(label_matcher::Type::Eq) => MatchType::Equal,
-                Ok(label_matcher::Type::Neq) => MatchType::NotEqual,
-                Ok(label_matcher::Type::Re) => MatchType::RegexMatch,
-                Ok(label_matcher::Type::Nre) => MatchType::RegexNoMatch,
-                Err(_) => {
-                    return Err(StoreError::InvalidArgument(format!(
-                        "unknown matcher type {} for label {:?}",
-                        m.r#type, m.name
-                    )));
-                }
-            };
-            Matcher::new(t, m.name.clone(), m.value.clone())
-                .map_err(|e| StoreError::InvalidArgument(e.to_string()))
-        })
-        .collect()
-}
-
-/// The matchers left once those on external labels are checked: `None` when one of them
-/// rejects the tenant's label set.
-fn strip_external(matchers: &[Matcher], ext: &Labels) -> Option<Vec<Matcher>> {
-    let mut rest = Vec::with_capacity(matchers.len());
-    for m in matchers {
-        match ext.get(m.name()) {
-            Some(v) if !m.matches(v) => return None,
-            Some(_) => {}
-            None => rest.push(m.clone()),
-        }
-    }
-    Some(rest)
-}
-
-/// Stored labels with the external labels set over them, replica labels removed.
-fn finalize_labels(stored: &Labels, ext: &Labels, without: &[String]) -> Labels {
-    let mut b = stored.builder();
-    for l in ext {
-        b.set(l.name.clone(), l.value.clone());
-    }
-    for w in without {
-        b.del(w);
-    }
-    b.build()
-}
-
-/// Whether `labels` falls into the requested shard (storeapi.md §6): xxhash64 over
-/// `name 0xff value 0xff` of the selected labels, modulo the shard count.
-fn in_shard(labels: &Labels, shard: Option<&ShardInfo>) -> bool {
-    let Some(s) = shard else { return true };
-    if s.total_shards < 1 {
-        return true;
-    }
-    let mut buf = Vec::new();
-    for l in labels {
-        if s.labels.contains(&l.name) == s.by {
-            buf.extend_from_slice(l.name.as_bytes());
-            buf.push(0xff);
-            buf.extend_from_slice(l.value.as_bytes());
-            buf.push(0xff);
-        }
-    }
-    let h = xxhash_rust::xxh64::xxh64(&buf, 0);
-    h % (s.total_shards as u64) == s.shard_index as u64
-}
-
-fn labels_to_proto(l: &Labels) -> Vec<Label> {
-    l.iter()
-        .map(|l| Label {
-            name: l.name.clone(),
-            value: l.value.clone(),
-        })
-        .collect()
+    matchers_from_proto(ms).map_err(|e| StoreError::InvalidArgument(e.to_string()))
 }
 
 fn to_wire_series(labels: &Labels, s: HeadSeries, skip_chunks: bool) -> Series {
@@ -446,34 +376,5 @@ impl Store for ReceiveStore {
 impl Info for ReceiveStore {
     async fn info(&self, _request: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
         Ok(Response::new(ReceiveStore::info(self)?))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn external_labels_override_and_replicas_drop() {
-        let stored = Labels::from_pairs([("__name__", "up"), ("tenant_id", "x"), ("r", "1")]);
-        let ext = Labels::from_pairs([("tenant_id", "a"), ("site", "eu")]);
-        let got = finalize_labels(&stored, &ext, &["r".to_owned()]);
-        assert_eq!(
-            got,
-            Labels::from_pairs([("__name__", "up"), ("site", "eu"), ("tenant_id", "a")])
-        );
-    }
-
-    #[test]
-    fn external_matchers_select_tenants() {
-        let ext = Labels::from_pairs([("tenant_id", "a")]);
-        let m = |t, n: &str, v: &str| Matcher::new(t, n, v).expect("matcher");
-        let ms = vec![
-            m(MatchType::Equal, "tenant_id", "a"),
-            m(MatchType::Equal, "__name__", "up"),
-        ];
-        assert_eq!(strip_external(&ms, &ext).map(|r| r.len()), Some(1));
-        let other = vec![m(MatchType::Equal, "tenant_id", "b")];
-        assert!(strip_external(&other, &ext).is_none());
     }
 }

@@ -9,11 +9,14 @@ use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
 use prometheus::Registry;
-use thanos_model::{Labels, MatchType, Matcher};
+use thanos_model::{Labels, Matcher};
 use thanos_objstore::Bucket;
+use thanos_proto::storepb::{
+    finalize_labels, in_shard, labels_to_proto, matchers_from_proto, strip_external,
+};
 use thanos_proto::thanos::{
     AggrChunk, Chunk, LabelMatcher, LabelNamesRequest, LabelValuesRequest, Series, SeriesRequest,
-    ShardInfo, label_matcher,
+    ShardInfo,
 };
 use thanos_tsdb::BlockMeta;
 use thanos_tsdb::index::{ChunkMeta, SeriesRef};
@@ -125,74 +128,9 @@ pub struct BucketStore {
     inner: Arc<Inner>,
 }
 
-/// A decoded request matcher set, with the external-label part removed per label set.
+/// Decodes request matchers; a bad matcher is an invalid argument.
 fn convert_matchers(ms: &[LabelMatcher]) -> Result<Vec<Matcher>> {
-    ms.iter()
-        .map(|m| {
-            let t = match label_matcher::Type::try_from(m.r#type) {
-                Ok(label_matcher::Type::Eq) => MatchType::Equal,
-                Ok(label_matcher::Type::Neq) => MatchType::NotEqual,
-                Ok(label_matcher::Type::Re) => MatchType::RegexMatch,
-                Ok(label_matcher::Type::Nre) => MatchType::RegexNoMatch,
-                Err(_) => {
-                    return Err(Error::InvalidArgument(format!(
-                        "unknown matcher type {} for label {:?}",
-                        m.r#type, m.name
-                    )));
-                }
-            };
-            Matcher::new(t, m.name.clone(), m.value.clone())
-                .map_err(|e| Error::InvalidArgument(e.to_string()))
-        })
-        .collect()
-}
-
-/// Splits off matchers on external labels: `None` when one of them rejects the label
-/// set, else the matchers left for the index.
-fn strip_external(matchers: &[Matcher], ext: &Labels) -> Option<Vec<Matcher>> {
-    let mut rest = Vec::with_capacity(matchers.len());
-    for m in matchers {
-        match ext.get(m.name()) {
-            Some(v) if !m.matches(v) => return None,
-            Some(_) => {}
-            None => rest.push(m.clone()),
-        }
-    }
-    Some(rest)
-}
-
-/// Stored labels + external labels (external wins) − replica labels.
-fn finalize_labels(stored: &Labels, ext: &Labels, without: &[String]) -> Labels {
-    if ext.is_empty() && without.is_empty() {
-        return stored.clone();
-    }
-    let mut b = stored.builder();
-    for l in ext {
-        b.set(l.name.clone(), l.value.clone());
-    }
-    for w in without {
-        b.del(w);
-    }
-    b.build()
-}
-
-/// Whether `labels` belongs to the requested shard (storeapi.md §6).
-fn in_shard(labels: &Labels, shard: Option<&ShardInfo>) -> bool {
-    let Some(s) = shard else { return true };
-    if s.total_shards < 1 {
-        return true;
-    }
-    let mut buf = Vec::new();
-    for l in labels {
-        if s.labels.contains(&l.name) == s.by {
-            buf.extend_from_slice(l.name.as_bytes());
-            buf.push(0xff);
-            buf.extend_from_slice(l.value.as_bytes());
-            buf.push(0xff);
-        }
-    }
-    let h = xxhash_rust::xxh64::xxh64(&buf, 0);
-    h % (s.total_shards as u64) == s.shard_index as u64
+    matchers_from_proto(ms).map_err(|e| Error::InvalidArgument(e.to_string()))
 }
 
 /// Blocks of one label set covering `[mint, maxt]`: the coarsest allowed resolution first,
@@ -382,15 +320,6 @@ impl Cursor {
             }
         }
     }
-}
-
-fn labels_to_proto(l: &Labels) -> Vec<thanos_proto::thanos::Label> {
-    l.iter()
-        .map(|l| thanos_proto::thanos::Label {
-            name: l.name.clone(),
-            value: l.value.clone(),
-        })
-        .collect()
 }
 
 impl BucketStore {
@@ -1144,25 +1073,5 @@ mod tests {
         assert_eq!(r.r#type, 0);
         assert_eq!(r.hash, xxhash_rust::xxh64::xxh64(b"xyz", 0));
         assert!(to_aggr_chunk(id, &meta, 9, bytes::Bytes::new(), &[]).is_err());
-    }
-
-    #[test]
-    fn labels_are_finalized_and_sharded() {
-        let stored = Labels::from_pairs([("a", "1"), ("region", "x"), ("replica", "r1")]);
-        let ext = Labels::from_pairs([("region", "eu")]);
-        let l = finalize_labels(&stored, &ext, &["replica".to_string()]);
-        assert_eq!(l, Labels::from_pairs([("a", "1"), ("region", "eu")]));
-        let shard = |i| ShardInfo {
-            shard_index: i,
-            total_shards: 3,
-            by: true,
-            labels: vec!["a".into()],
-        };
-        let hits = (0..3).filter(|&i| in_shard(&l, Some(&shard(i)))).count();
-        assert_eq!(hits, 1, "a series belongs to exactly one shard");
-        assert!(in_shard(&l, None));
-        let ms = vec![Matcher::equal("region", "eu"), Matcher::equal("a", "1")];
-        assert_eq!(strip_external(&ms, &ext).unwrap().len(), 1);
-        assert!(strip_external(&[Matcher::equal("region", "us")], &ext).is_none());
     }
 }

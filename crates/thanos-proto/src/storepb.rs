@@ -1,0 +1,207 @@
+//! Conversions and StoreAPI label rules shared by every StoreAPI server and client.
+//!
+//! Mirrors the helpers of Thanos's `pkg/store/storepb` and `pkg/store/labelpb`: wire
+//! matchers and labels to and from the model types, the external-label rules of
+//! storeapi.md §5 and the shard selection of §6.
+
+use thanos_model::{Label as ModelLabel, Labels, MatchType, Matcher, ModelError};
+
+use crate::thanos::{Label, LabelMatcher, ShardInfo, label_matcher};
+
+/// A wire matcher that cannot become a model matcher.
+#[derive(Debug, thiserror::Error)]
+pub enum MatcherError {
+    /// The matcher type is not one of `EQ`, `NEQ`, `RE`, `NRE`.
+    #[error("unknown matcher type {kind} for label {name:?}")]
+    UnknownType {
+        /// The type number received.
+        kind: i32,
+        /// The matcher's label name.
+        name: String,
+    },
+    /// The model rejected the matcher (e.g. an invalid regex).
+    #[error(transparent)]
+    Invalid(#[from] ModelError),
+}
+
+/// Converts StoreAPI matchers into model matchers.
+pub fn matchers_from_proto(matchers: &[LabelMatcher]) -> Result<Vec<Matcher>, MatcherError> {
+    matchers
+        .iter()
+        .map(|m| {
+            let t = match label_matcher::Type::try_from(m.r#type) {
+                Ok(label_matcher::Type::Eq) => MatchType::Equal,
+                Ok(label_matcher::Type::Neq) => MatchType::NotEqual,
+                Ok(label_matcher::Type::Re) => MatchType::RegexMatch,
+                Ok(label_matcher::Type::Nre) => MatchType::RegexNoMatch,
+                Err(_) => {
+                    return Err(MatcherError::UnknownType {
+                        kind: m.r#type,
+                        name: m.name.clone(),
+                    });
+                }
+            };
+            Ok(Matcher::new(t, m.name.clone(), m.value.clone())?)
+        })
+        .collect()
+}
+
+/// Converts model matchers into StoreAPI matchers.
+pub fn matchers_to_proto(matchers: &[Matcher]) -> Vec<LabelMatcher> {
+    matchers
+        .iter()
+        .map(|m| LabelMatcher {
+            r#type: match m.match_type() {
+                MatchType::Equal => label_matcher::Type::Eq,
+                MatchType::NotEqual => label_matcher::Type::Neq,
+                MatchType::RegexMatch => label_matcher::Type::Re,
+                MatchType::RegexNoMatch => label_matcher::Type::Nre,
+            } as i32,
+            name: m.name().to_owned(),
+            value: m.value().to_owned(),
+        })
+        .collect()
+}
+
+/// Converts a label set into StoreAPI labels (already sorted).
+pub fn labels_to_proto(labels: &Labels) -> Vec<Label> {
+    labels
+        .iter()
+        .map(|l| Label {
+            name: l.name.clone(),
+            value: l.value.clone(),
+        })
+        .collect()
+}
+
+/// Converts StoreAPI labels into a validated label set (sorted; duplicate or empty names
+/// rejected).
+pub fn labels_from_proto(labels: &[Label]) -> Result<Labels, ModelError> {
+    Labels::new(
+        labels
+            .iter()
+            .map(|l| ModelLabel::new(l.name.clone(), l.value.clone()))
+            .collect(),
+    )
+}
+
+/// Splits off the matchers on external labels: `None` when one of them rejects the
+/// external label set `ext`, otherwise the matchers left for the stored series.
+pub fn strip_external(matchers: &[Matcher], ext: &Labels) -> Option<Vec<Matcher>> {
+    let mut rest = Vec::with_capacity(matchers.len());
+    for m in matchers {
+        match ext.get(m.name()) {
+            Some(v) if !m.matches(v) => return None,
+            Some(_) => {}
+            None => rest.push(m.clone()),
+        }
+    }
+    Some(rest)
+}
+
+/// The labels a StoreAPI server returns: the stored labels with the external labels set
+/// over them (external wins), then the replica labels in `without` removed.
+pub fn finalize_labels(stored: &Labels, ext: &Labels, without: &[String]) -> Labels {
+    if ext.is_empty() && without.is_empty() {
+        return stored.clone();
+    }
+    let mut b = stored.builder();
+    for l in ext {
+        b.set(l.name.clone(), l.value.clone());
+    }
+    for w in without {
+        b.del(w);
+    }
+    b.build()
+}
+
+/// Whether `labels` belongs to the requested shard (storeapi.md §6): xxhash64 over
+/// `name 0xff value 0xff` of the selected labels (`by` the listed ones, or all but them),
+/// modulo the shard count. No shard info, or zero shards, selects everything.
+pub fn in_shard(labels: &Labels, shard: Option<&ShardInfo>) -> bool {
+    let Some(s) = shard else { return true };
+    if s.total_shards < 1 {
+        return true;
+    }
+    let mut buf = Vec::new();
+    for l in labels {
+        if s.labels.contains(&l.name) == s.by {
+            buf.extend_from_slice(l.name.as_bytes());
+            buf.push(0xff);
+            buf.extend_from_slice(l.value.as_bytes());
+            buf.push(0xff);
+        }
+    }
+    let h = xxhash_rust::xxh64::xxh64(&buf, 0);
+    h % (s.total_shards as u64) == s.shard_index as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matchers_round_trip_and_bad_type_is_named() {
+        let ms = vec![
+            Matcher::equal("a", "1"),
+            Matcher::new(MatchType::RegexNoMatch, "b", "x|y").unwrap(),
+        ];
+        assert_eq!(matchers_from_proto(&matchers_to_proto(&ms)).unwrap(), ms);
+        let bad = LabelMatcher {
+            r#type: 9,
+            name: "job".into(),
+            value: String::new(),
+        };
+        let err = matchers_from_proto(&[bad]).unwrap_err().to_string();
+        assert!(err.contains("9") && err.contains("job"), "{err}");
+    }
+
+    #[test]
+    fn labels_round_trip_and_validation() {
+        let l = Labels::from_pairs([("a", "1"), ("b", "2")]);
+        assert_eq!(labels_from_proto(&labels_to_proto(&l)).unwrap(), l);
+        let dup = [
+            Label {
+                name: "a".into(),
+                value: "1".into(),
+            },
+            Label {
+                name: "a".into(),
+                value: "2".into(),
+            },
+        ];
+        assert!(labels_from_proto(&dup).is_err());
+    }
+
+    #[test]
+    fn external_labels_override_and_replicas_go() {
+        let stored = Labels::from_pairs([("__name__", "up"), ("site", "x"), ("replica", "1")]);
+        let ext = Labels::from_pairs([("site", "eu")]);
+        let got = finalize_labels(&stored, &ext, &["replica".to_owned()]);
+        assert_eq!(
+            got,
+            Labels::from_pairs([("__name__", "up"), ("site", "eu")])
+        );
+        let ms = vec![
+            Matcher::equal("site", "eu"),
+            Matcher::equal("__name__", "up"),
+        ];
+        assert_eq!(strip_external(&ms, &ext).map(|r| r.len()), Some(1));
+        assert!(strip_external(&[Matcher::equal("site", "us")], &ext).is_none());
+    }
+
+    #[test]
+    fn shards_partition_series() {
+        let shard = |i| ShardInfo {
+            shard_index: i,
+            total_shards: 3,
+            by: true,
+            labels: vec!["job".into()],
+        };
+        for job in ["a", "b", "c", "d"] {
+            let l = Labels::from_pairs([("job", job), ("x", "1")]);
+            assert_eq!((0..3).filter(|&i| in_shard(&l, Some(&shard(i)))).count(), 1);
+        }
+        assert!(in_shard(&Labels::empty(), None));
+    }
+}
