@@ -16,8 +16,9 @@ use thanos_model::{Label, Labels, ModelError};
 /// A head series ID as stored in WAL records (monotonic, never reused within a process).
 pub type HeadSeriesRef = u64;
 
-/// The schema number that marks native histograms with custom bucket boundaries.
-pub const CUSTOM_BUCKETS_SCHEMA: i32 = -53;
+pub use thanos_model::histogram::{
+    CUSTOM_BUCKETS_SCHEMA, CounterResetHint, FloatHistogram, Histogram, Span,
+};
 
 /// Record type: the first byte of every record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -287,69 +288,6 @@ pub struct RefMetadata {
     pub help: String,
 }
 
-/// A bucket span of a native histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Span {
-    /// Gap to the previous span (or start index for the first span).
-    pub offset: i32,
-    /// Number of consecutive buckets.
-    pub length: u32,
-}
-
-/// An integer native histogram as stored in records of type 7 and 9.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Histogram {
-    /// Counter-reset hint byte (0 unknown, 1 reset, 2 not reset, 3 gauge).
-    pub counter_reset_hint: u8,
-    /// Resolution schema; [`CUSTOM_BUCKETS_SCHEMA`] for custom buckets.
-    pub schema: i32,
-    /// Width of the zero bucket.
-    pub zero_threshold: f64,
-    /// Observations in the zero bucket.
-    pub zero_count: u64,
-    /// Total number of observations.
-    pub count: u64,
-    /// Sum of observations.
-    pub sum: f64,
-    /// Spans of positive buckets.
-    pub positive_spans: Vec<Span>,
-    /// Spans of negative buckets.
-    pub negative_spans: Vec<Span>,
-    /// Positive bucket counts, each a delta to the previous bucket.
-    pub positive_buckets: Vec<i64>,
-    /// Negative bucket counts, each a delta to the previous bucket.
-    pub negative_buckets: Vec<i64>,
-    /// Custom bucket upper bounds (only stored for [`CUSTOM_BUCKETS_SCHEMA`]).
-    pub custom_values: Vec<f64>,
-}
-
-/// A float native histogram as stored in records of type 8 and 10.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct FloatHistogram {
-    /// Counter-reset hint byte (0 unknown, 1 reset, 2 not reset, 3 gauge).
-    pub counter_reset_hint: u8,
-    /// Resolution schema; [`CUSTOM_BUCKETS_SCHEMA`] for custom buckets.
-    pub schema: i32,
-    /// Width of the zero bucket.
-    pub zero_threshold: f64,
-    /// Observations in the zero bucket.
-    pub zero_count: f64,
-    /// Total number of observations.
-    pub count: f64,
-    /// Sum of observations.
-    pub sum: f64,
-    /// Spans of positive buckets.
-    pub positive_spans: Vec<Span>,
-    /// Spans of negative buckets.
-    pub negative_spans: Vec<Span>,
-    /// Positive bucket counts (absolute).
-    pub positive_buckets: Vec<f64>,
-    /// Negative bucket counts (absolute).
-    pub negative_buckets: Vec<f64>,
-    /// Custom bucket upper bounds (only stored for [`CUSTOM_BUCKETS_SCHEMA`]).
-    pub custom_values: Vec<f64>,
-}
-
 /// An integer histogram sample of a series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefHistogramSample {
@@ -569,7 +507,7 @@ fn put_f64s(buf: &mut Vec<u8>, values: &[f64]) {
 }
 
 fn put_histogram(buf: &mut Vec<u8>, h: &Histogram) {
-    buf.push(h.counter_reset_hint);
+    buf.push(h.counter_reset_hint.as_u8());
     put_varint(buf, i64::from(h.schema));
     put_be64(buf, h.zero_threshold.to_bits());
     put_uvarint(buf, h.zero_count);
@@ -589,7 +527,7 @@ fn put_histogram(buf: &mut Vec<u8>, h: &Histogram) {
 }
 
 fn put_float_histogram(buf: &mut Vec<u8>, h: &FloatHistogram) {
-    buf.push(h.counter_reset_hint);
+    buf.push(h.counter_reset_hint.as_u8());
     put_varint(buf, i64::from(h.schema));
     put_be64(buf, h.zero_threshold.to_bits());
     put_be64(buf, h.zero_count.to_bits());
@@ -705,6 +643,13 @@ impl<'a> Dec<'a> {
 
     fn byte(&mut self) -> Result<u8, RecordError> {
         Ok(self.take(1)?[0])
+    }
+
+    fn counter_reset_hint(&mut self) -> Result<CounterResetHint, RecordError> {
+        let start = self.pos;
+        let b = self.byte()?;
+        CounterResetHint::from_u8(b)
+            .ok_or_else(|| self.out_of_range("counter reset hint", i128::from(b), start))
     }
 
     fn be64(&mut self) -> Result<u64, RecordError> {
@@ -834,7 +779,7 @@ impl<'a> Dec<'a> {
     }
 
     fn histogram(&mut self) -> Result<Histogram, RecordError> {
-        let counter_reset_hint = self.byte()?;
+        let counter_reset_hint = self.counter_reset_hint()?;
         let schema = self.varint_i32("schema")?;
         let zero_threshold = self.f64()?;
         let zero_count = self.uvarint()?;
@@ -867,7 +812,7 @@ impl<'a> Dec<'a> {
     }
 
     fn float_histogram(&mut self) -> Result<FloatHistogram, RecordError> {
-        let counter_reset_hint = self.byte()?;
+        let counter_reset_hint = self.counter_reset_hint()?;
         let schema = self.varint_i32("schema")?;
         let zero_threshold = self.f64()?;
         let zero_count = self.f64()?;

@@ -15,14 +15,14 @@ fn bits(samples: &[RefSample]) -> Vec<(u64, i64, u64)> {
 
 fn span_strategy() -> impl Strategy<Value = Vec<Span>> {
     prop::collection::vec(
-        (any::<i32>(), any::<u32>()).prop_map(|(offset, length)| Span { offset, length }),
+        (any::<i32>(), any::<u32>()).prop_map(|(offset, length)| Span::new(offset, length)),
         0..3,
     )
 }
 
 fn histogram_strategy() -> impl Strategy<Value = Histogram> {
     (
-        any::<u8>(),
+        (0u8..4).prop_map(|b| CounterResetHint::from_u8(b).expect("hint 0..=3")),
         prop_oneof![Just(CUSTOM_BUCKETS_SCHEMA), -4i32..8],
         (0.0f64..1.0, any::<u64>(), any::<u64>(), -1e9f64..1e9),
         (span_strategy(), span_strategy()),
@@ -369,4 +369,40 @@ fn unsorted_or_duplicate_labels() {
         decode(&dup).unwrap_err(),
         RecordError::InvalidLabels { .. }
     ));
+}
+
+#[test]
+fn unknown_counter_reset_hint_is_rejected() {
+    let sample = RefHistogramSample {
+        series_ref: 5,
+        t: 1000,
+        h: Histogram {
+            counter_reset_hint: CounterResetHint::Gauge,
+            schema: 0,
+            count: 2,
+            ..Histogram::default()
+        },
+    };
+    let mut buf = Vec::new();
+    encode_histogram_samples(std::slice::from_ref(&sample), &mut buf);
+    assert_eq!(
+        decode(&buf).unwrap(),
+        Record::HistogramSamples(vec![sample])
+    );
+    // Type byte, first ref and time (8 bytes each), zero ref and time deltas, then the hint.
+    assert_eq!(buf[19], 3);
+    buf[19] = 7;
+    let err = decode(&buf).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RecordError::OutOfRange {
+                field: "counter reset hint",
+                value: 7,
+                offset: 19,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
