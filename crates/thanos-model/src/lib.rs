@@ -9,6 +9,7 @@ mod fast_regex;
 pub mod histogram;
 pub mod labels;
 pub mod matcher;
+pub mod relabel;
 pub mod sample;
 
 pub use chunkenc::{ChunkError, Encoding, XorChunk, XorIterator};
