@@ -19,6 +19,7 @@ use promql_parser::parser::{
     AggregateExpr, BinaryExpr, Expr, LabelModifier, MatrixSelector, SubqueryExpr,
     VectorMatchCardinality, VectorMatchFillValues, VectorSelector,
 };
+use thanos_model::histogram::{CounterResetHint, FloatHistogram};
 use thanos_model::labels::METRIC_NAME;
 use thanos_model::sample::is_stale_nan;
 use thanos_model::{Labels, Sample};
@@ -27,7 +28,7 @@ use crate::engine::{EngineOptions, Fetched, at_ms, offset_ms, selector_key, sele
 use crate::error::Error;
 use crate::functions;
 use crate::mathx::{self, kahan_inc};
-use crate::value::{InstantSample, QueryResult, RangeSeries, Value};
+use crate::value::{HPoint, InstantSample, QueryResult, RangeSeries, Value};
 
 /// Time parameters of the whole query.
 #[derive(Debug, Clone, Copy)]
@@ -53,12 +54,70 @@ impl Steps {
     }
 }
 
-/// One series of an instant-vector node: a value (or nothing) per step.
+/// One series of an instant-vector node: a float, a histogram or nothing per step.
+///
+/// `hists` is empty when the series has no histogram point at all (the float path never
+/// allocates it); otherwise it has one slot per step, and a step never has both a float
+/// and a histogram.
 #[derive(Debug, Clone)]
 pub(crate) struct VSeries {
     pub labels: Labels,
     pub drop_name: bool,
     pub vals: Vec<Option<f64>>,
+    pub hists: Vec<Option<FloatHistogram>>,
+}
+
+impl VSeries {
+    /// A float-only series.
+    pub fn new(labels: Labels, drop_name: bool, vals: Vec<Option<f64>>) -> Self {
+        Self {
+            labels,
+            drop_name,
+            vals,
+            hists: Vec::new(),
+        }
+    }
+
+    /// The histogram at step `i`, if any.
+    pub fn hist(&self, i: usize) -> Option<&FloatHistogram> {
+        self.hists.get(i).and_then(Option::as_ref)
+    }
+
+    /// True when the series has a float or histogram point at step `i`.
+    pub fn has_point(&self, i: usize) -> bool {
+        self.vals[i].is_some() || self.hist(i).is_some()
+    }
+
+    /// True when the series has no point at any step.
+    pub fn is_empty(&self) -> bool {
+        !self.vals.iter().any(Option::is_some) && !self.hists.iter().any(Option::is_some)
+    }
+
+    /// Stores a histogram at step `i` (clearing any float there).
+    pub fn set_hist(&mut self, i: usize, h: FloatHistogram) {
+        if self.hists.is_empty() {
+            self.hists = vec![None; self.vals.len()];
+        }
+        self.vals[i] = None;
+        self.hists[i] = Some(h);
+    }
+
+    /// Removes the point at step `i`.
+    pub fn clear_point(&mut self, i: usize) {
+        self.vals[i] = None;
+        if let Some(h) = self.hists.get_mut(i) {
+            *h = None;
+        }
+    }
+
+    /// Takes the point at step `i` out of `other` into this series (if there is one).
+    pub fn take_point_from(&mut self, other: &mut VSeries, i: usize) {
+        if let Some(v) = other.vals[i].take() {
+            self.vals[i] = Some(v);
+        } else if let Some(h) = other.hists.get_mut(i).and_then(Option::take) {
+            self.set_hist(i, h);
+        }
+    }
 }
 
 /// One series of a range-vector node (stale markers removed).
@@ -67,6 +126,7 @@ pub(crate) struct MSeries {
     pub labels: Labels,
     pub drop_name: bool,
     pub samples: Vec<Sample>,
+    pub hists: Vec<HPoint>,
 }
 
 /// A range-vector node: series and, per step, the window `(lo, hi]`.
@@ -84,6 +144,17 @@ impl MatrixVal {
         let a = s.samples.partition_point(|x| x.t <= lo);
         let b = s.samples.partition_point(|x| x.t <= hi);
         &s.samples[a..b.max(a)]
+    }
+
+    /// The histogram points of `s` inside the window of step `i`.
+    pub fn hwindow<'a>(&self, s: &'a MSeries, i: usize) -> &'a [HPoint] {
+        if s.hists.is_empty() {
+            return &[];
+        }
+        let (lo, hi) = self.windows[i];
+        let a = s.hists.partition_point(|x| x.t <= lo);
+        let b = s.hists.partition_point(|x| x.t <= hi);
+        &s.hists[a..b.max(a)]
     }
 }
 
@@ -113,6 +184,10 @@ pub(crate) struct Evaluator<'a> {
     pub times: QueryTimes,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
+    /// Inside `histogram_count`/`histogram_sum`/`histogram_avg` (not below a subquery):
+    /// selectors derive counter-reset hints from counts, as Prometheus's
+    /// `HistogramStatsIterator` does.
+    pub stats_hints: bool,
 }
 
 pub(crate) fn exec_err<T>(msg: impl Into<String>) -> Result<T, Error> {
@@ -141,7 +216,56 @@ impl<'a> Evaluator<'a> {
             times,
             warnings: Vec::new(),
             infos: Vec::new(),
+            stats_hints: false,
         }
+    }
+
+    /// The series of a selector, with count-based counter-reset hints when evaluating
+    /// under a histogram statistics function (see [`Self::stats_hints`]).
+    fn selector_data(
+        &self,
+        vs: &VectorSelector,
+    ) -> Result<std::sync::Arc<Vec<crate::storage::Series>>, Error> {
+        let data = self.fetched(vs)?;
+        let hint = |s: &crate::storage::Series| {
+            s.histograms
+                .iter()
+                .any(|p| p.h.counter_reset_hint == CounterResetHint::CounterReset)
+        };
+        if !self.stats_hints && !data.iter().any(hint) {
+            return Ok(data);
+        }
+        if data.iter().all(|s| s.histograms.is_empty()) {
+            return Ok(data);
+        }
+        let mut out: Vec<crate::storage::Series> = (*data).clone();
+        for s in &mut out {
+            if !self.stats_hints {
+                // Fully decoded samples report a stored "reset" as "unknown"
+                // (prometheus/prometheus#15346); consumers detect resets by comparison.
+                for p in &mut s.histograms {
+                    if p.h.counter_reset_hint == CounterResetHint::CounterReset {
+                        p.h.counter_reset_hint = CounterResetHint::Unknown;
+                    }
+                }
+                continue;
+            }
+            let mut prev_count: Option<f64> = None;
+            for p in &mut s.histograms {
+                let count = p.h.count;
+                if p.h.counter_reset_hint == CounterResetHint::Unknown
+                    && let Some(prev) = prev_count
+                {
+                    p.h.counter_reset_hint = if count < prev {
+                        CounterResetHint::CounterReset
+                    } else {
+                        CounterResetHint::NotCounterReset
+                    };
+                }
+                prev_count = (!p.h.is_stale()).then_some(count);
+            }
+        }
+        Ok(std::sync::Arc::new(out))
     }
 
     pub fn warn(&mut self, msg: String) {
@@ -210,6 +334,7 @@ impl<'a> Evaluator<'a> {
                             .enumerate()
                             .map(|(i, v)| Sample::new(steps.t(i), *v))
                             .collect(),
+                        histograms: Vec::new(),
                     }])
                 }
             }
@@ -223,11 +348,21 @@ impl<'a> Evaluator<'a> {
                     Value::Vector(
                         series
                             .into_iter()
-                            .filter_map(|s| {
+                            .filter_map(|mut s| {
+                                let h = s.hists.get_mut(0).and_then(Option::take);
+                                if h.is_some() {
+                                    return Some(InstantSample {
+                                        labels: s.labels,
+                                        t: times.start,
+                                        v: 0.0,
+                                        h,
+                                    });
+                                }
                                 s.vals[0].map(|v| InstantSample {
                                     labels: s.labels,
                                     t: times.start,
                                     v,
+                                    h: None,
                                 })
                             })
                             .collect(),
@@ -242,9 +377,16 @@ impl<'a> Evaluator<'a> {
                                 .enumerate()
                                 .filter_map(|(i, v)| v.map(|v| Sample::new(steps.t(i), v)))
                                 .collect();
-                            (!samples.is_empty()).then_some(RangeSeries {
+                            let histograms: Vec<HPoint> = s
+                                .hists
+                                .into_iter()
+                                .enumerate()
+                                .filter_map(|(i, h)| h.map(|h| HPoint { t: steps.t(i), h }))
+                                .collect();
+                            (!samples.is_empty() || !histograms.is_empty()).then_some(RangeSeries {
                                 labels: s.labels,
                                 samples,
+                                histograms,
                             })
                         })
                         .collect();
@@ -257,7 +399,8 @@ impl<'a> Evaluator<'a> {
                 let mut seen = HashSet::new();
                 for s in &m.series {
                     let w = m.window(s, 0);
-                    if w.is_empty() {
+                    let hw = m.hwindow(s, 0);
+                    if w.is_empty() && hw.is_empty() {
                         continue;
                     }
                     let labels = if s.drop_name {
@@ -271,6 +414,7 @@ impl<'a> Evaluator<'a> {
                     out.push(RangeSeries {
                         labels,
                         samples: w.to_vec(),
+                        histograms: hw.to_vec(),
                     });
                 }
                 out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -295,6 +439,10 @@ impl<'a> Evaluator<'a> {
                     for s in &mut vs {
                         for v in s.vals.iter_mut().flatten() {
                             *v = -*v;
+                        }
+                        for h in s.hists.iter_mut().flatten() {
+                            h.mul(-1.0);
+                            h.counter_reset_hint = CounterResetHint::Gauge;
                         }
                         self.drop_name(s);
                     }
@@ -322,7 +470,10 @@ impl<'a> Evaluator<'a> {
         if let EVal::Vector(vs) = &v {
             let n: usize = vs
                 .iter()
-                .map(|s| s.vals.iter().filter(|v| v.is_some()).count())
+                .map(|s| {
+                    s.vals.iter().filter(|v| v.is_some()).count()
+                        + s.hists.iter().filter(|h| h.is_some()).count()
+                })
                 .sum();
             self.check_samples(n)?;
         }
@@ -345,7 +496,7 @@ impl<'a> Evaluator<'a> {
         steps: Steps,
         want_ts: bool,
     ) -> Result<Vec<VSeries>, Error> {
-        let data = self.fetched(vs)?;
+        let data = self.selector_data(vs)?;
         let off = offset_ms(&vs.offset);
         let at = at_ms(&vs.at, self.times.start, self.times.end);
         Ok(self.instant_series(&data, at, off, steps, want_ts))
@@ -375,14 +526,33 @@ impl<'a> Evaluator<'a> {
         let mut out = Vec::new();
         for s in data.iter() {
             let mut any = false;
+            let mut hists: Vec<Option<FloatHistogram>> = Vec::new();
             let vals: Vec<Option<f64>> = (0..steps.n)
                 .map(|i| {
                     let t = at.unwrap_or_else(|| steps.t(i)) - off;
                     let idx = s.samples.partition_point(|x| x.t <= t);
-                    if idx == 0 {
-                        return None;
+                    let float = (idx > 0).then(|| s.samples[idx - 1]);
+                    if !s.histograms.is_empty() {
+                        let hidx = s.histograms.partition_point(|x| x.t <= t);
+                        if hidx > 0 {
+                            let hp = &s.histograms[hidx - 1];
+                            if float.is_none_or(|f| f.t < hp.t) {
+                                if hp.t <= t - lookback || hp.h.is_stale() {
+                                    return None;
+                                }
+                                any = true;
+                                if want_ts {
+                                    return Some(hp.t as f64 / 1000.0);
+                                }
+                                if hists.is_empty() {
+                                    hists = vec![None; steps.n];
+                                }
+                                hists[i] = Some(hp.h.clone());
+                                return None;
+                            }
+                        }
                     }
-                    let x = s.samples[idx - 1];
+                    let x = float?;
                     if x.t <= t - lookback || is_stale_nan(x.v) {
                         return None;
                     }
@@ -395,6 +565,7 @@ impl<'a> Evaluator<'a> {
                     labels: s.labels.clone(),
                     drop_name: false,
                     vals,
+                    hists,
                 });
             }
         }
@@ -407,7 +578,7 @@ impl<'a> Evaluator<'a> {
         steps: Steps,
     ) -> Result<MatrixVal, Error> {
         let vs = &ms.vs;
-        let data = self.fetched(vs)?;
+        let data = self.selector_data(vs)?;
         let off = offset_ms(&vs.offset);
         let at = at_ms(&vs.at, self.times.start, self.times.end);
         let range = ms.range.as_millis() as i64;
@@ -426,10 +597,17 @@ impl<'a> Evaluator<'a> {
                     .copied()
                     .filter(|x| !is_stale_nan(x.v))
                     .collect();
-                (!samples.is_empty()).then(|| MSeries {
+                let hists: Vec<HPoint> = s
+                    .histograms
+                    .iter()
+                    .filter(|x| !x.h.is_stale())
+                    .cloned()
+                    .collect();
+                (!samples.is_empty() || !hists.is_empty()).then(|| MSeries {
                     labels: s.labels.clone(),
                     drop_name: false,
                     samples,
+                    hists,
                 })
             })
             .collect();
@@ -443,7 +621,7 @@ impl<'a> Evaluator<'a> {
             .iter()
             .map(|s| {
                 (0..steps.n)
-                    .map(|i| m.window(s, i).len())
+                    .map(|i| m.window(s, i).len() + m.hwindow(s, i).len())
                     .max()
                     .unwrap_or(0)
             })
@@ -485,7 +663,10 @@ impl<'a> Evaluator<'a> {
                 step,
                 n,
             };
-            match self.eval(&sq.expr, inner_steps)? {
+            let stats = std::mem::replace(&mut self.stats_hints, false);
+            let inner = self.eval(&sq.expr, inner_steps);
+            self.stats_hints = stats;
+            match inner? {
                 EVal::Vector(vs) => {
                     for s in vs {
                         let samples: Vec<Sample> = s
@@ -494,11 +675,30 @@ impl<'a> Evaluator<'a> {
                             .enumerate()
                             .filter_map(|(i, v)| v.map(|v| Sample::new(inner_steps.t(i), v)))
                             .collect();
-                        if !samples.is_empty() {
+                        // Sampling at the subquery step makes the stored counter-reset
+                        // hints meaningless: resets are detected by comparison instead.
+                        let hists: Vec<HPoint> = s
+                            .hists
+                            .into_iter()
+                            .enumerate()
+                            .filter_map(|(i, h)| {
+                                h.map(|mut h| {
+                                    if h.counter_reset_hint != CounterResetHint::Gauge {
+                                        h.counter_reset_hint = CounterResetHint::Unknown;
+                                    }
+                                    HPoint {
+                                        t: inner_steps.t(i),
+                                        h,
+                                    }
+                                })
+                            })
+                            .collect();
+                        if !samples.is_empty() || !hists.is_empty() {
                             series.push(MSeries {
                                 labels: s.labels,
                                 drop_name: s.drop_name,
                                 samples,
+                                hists,
                             });
                         }
                     }
@@ -512,6 +712,7 @@ impl<'a> Evaluator<'a> {
                             .enumerate()
                             .map(|(i, v)| Sample::new(inner_steps.t(i), *v))
                             .collect(),
+                        hists: Vec::new(),
                     });
                 }
                 other => {
@@ -593,9 +794,14 @@ impl<'a> Evaluator<'a> {
                     let mut counts: HashMap<Labels, f64> = HashMap::new();
                     let mut order = Vec::new();
                     for (j, s) in input.iter().enumerate() {
-                        if let Some(v) = s.vals[i] {
+                        let value = match (s.vals[i], s.hist(i)) {
+                            (Some(v), _) => Some(mathx::format_float(v)),
+                            (None, Some(h)) => Some(mathx::format_histogram(h)),
+                            _ => None,
+                        };
+                        if let Some(value) = value {
                             let mut b = groups[group_of[j]].0.builder();
-                            b.set(label.clone(), mathx::format_float(v));
+                            b.set(label.clone(), value);
                             let l = b.build();
                             let c = counts.entry(l.clone()).or_insert_with(|| {
                                 order.push(l);
@@ -607,11 +813,7 @@ impl<'a> Evaluator<'a> {
                     for l in order {
                         let c = counts[&l];
                         let k = *idx.entry(l.clone()).or_insert_with(|| {
-                            out.push(VSeries {
-                                labels: l,
-                                drop_name: false,
-                                vals: vec![None; steps.n],
-                            });
+                            out.push(VSeries::new(l, false, vec![None; steps.n]));
                             out.len() - 1
                         });
                         out[k].vals[i] = Some(c);
@@ -627,14 +829,16 @@ impl<'a> Evaluator<'a> {
                 };
                 let mut out: Vec<VSeries> = groups
                     .iter()
-                    .map(|(l, d)| VSeries {
-                        labels: l.clone(),
-                        drop_name: *d,
-                        vals: vec![None; steps.n],
-                    })
+                    .map(|(l, d)| VSeries::new(l.clone(), *d, vec![None; steps.n]))
                     .collect();
+                let any_hist = input.iter().any(|s| !s.hists.is_empty());
                 let mut accs: Vec<Acc> = vec![Acc::default(); groups.len()];
                 let mut qvals: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
+                let mut haccs: Vec<HistAcc> = if any_hist {
+                    vec![HistAcc::default(); groups.len()]
+                } else {
+                    Vec::new()
+                };
                 for i in 0..steps.n {
                     for a in accs.iter_mut() {
                         *a = Acc::default();
@@ -642,13 +846,24 @@ impl<'a> Evaluator<'a> {
                     for q in qvals.iter_mut() {
                         q.clear();
                     }
+                    for h in haccs.iter_mut() {
+                        h.members.clear();
+                    }
                     for (j, s) in input.iter().enumerate() {
+                        let g = group_of[j];
                         if let Some(v) = s.vals[i] {
-                            let g = group_of[j];
                             if op == T_QUANTILE {
                                 qvals[g].push(v);
                             } else {
                                 accs[g].add(op, v);
+                            }
+                        } else if s.hist(i).is_some() {
+                            match op {
+                                T_SUM | T_AVG => haccs[g].members.push(j),
+                                T_COUNT | T_GROUP => accs[g].add(op, 0.0),
+                                _ => {
+                                    self.info(format!("ignored histogram in {} aggregation", a.op))
+                                }
                             }
                         }
                     }
@@ -666,14 +881,34 @@ impl<'a> Evaluator<'a> {
                             }
                         }
                     } else {
-                        for (g, a) in accs.iter().enumerate() {
-                            if a.count > 0.0 {
-                                out[g].vals[i] = Some(a.result(op));
+                        for (g, acc) in accs.iter().enumerate() {
+                            let hacc = haccs.get(g).filter(|h| !h.members.is_empty());
+                            match hacc {
+                                Some(h) if matches!(op, T_SUM | T_AVG) => {
+                                    if acc.count > 0.0 {
+                                        self.warn(
+                                            "encountered a mix of histograms and floats for aggregation"
+                                                .into(),
+                                        );
+                                        continue;
+                                    }
+                                    let hs: Vec<&FloatHistogram> = h
+                                        .members
+                                        .iter()
+                                        .filter_map(|j| input[*j].hist(i))
+                                        .collect();
+                                    let r = sum_histograms(&hs, op == T_AVG);
+                                    if let Some(r) = self.hist_sum_result(r, "") {
+                                        out[g].set_hist(i, r);
+                                    }
+                                }
+                                _ if acc.count > 0.0 => out[g].vals[i] = Some(acc.result(op)),
+                                _ => {}
                             }
                         }
                     }
                 }
-                out.retain(|s| s.vals.iter().any(Option::is_some));
+                out.retain(|s| !s.is_empty());
                 Ok(EVal::Vector(out))
             }
         }
@@ -688,7 +923,7 @@ impl<'a> Evaluator<'a> {
         param: &[f64],
         steps: Steps,
     ) -> Result<EVal, Error> {
-        let mut selected: Vec<Vec<Option<f64>>> = vec![vec![None; steps.n]; input.len()];
+        let mut selected: Vec<Vec<bool>> = vec![vec![false; steps.n]; input.len()];
         let mut order: Vec<usize> = Vec::new();
         let mut in_order = vec![false; input.len()];
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); ngroups];
@@ -711,9 +946,15 @@ impl<'a> Evaluator<'a> {
             for m in members.iter_mut() {
                 m.clear();
             }
+            let limit = matches!(op, T_LIMITK | T_LIMIT_RATIO);
             for (j, s) in input.iter().enumerate() {
-                if s.vals[i].is_some() {
+                if s.vals[i].is_some() || (limit && s.hist(i).is_some()) {
                     members[group_of[j]].push(j);
+                } else if s.hist(i).is_some() {
+                    self.info(format!(
+                        "ignored histogram in {} aggregation",
+                        if op == T_TOPK { "topk" } else { "bottomk" }
+                    ));
                 }
             }
             for m in members.iter_mut() {
@@ -757,7 +998,7 @@ impl<'a> Evaluator<'a> {
                     }
                 };
                 for j in chosen {
-                    selected[j][i] = input[j].vals[i];
+                    selected[j][i] = true;
                     if !in_order[j] {
                         in_order[j] = true;
                         order.push(j);
@@ -768,10 +1009,20 @@ impl<'a> Evaluator<'a> {
         Ok(EVal::Vector(
             order
                 .into_iter()
-                .map(|j| VSeries {
-                    labels: input[j].labels.clone(),
-                    drop_name: input[j].drop_name,
-                    vals: std::mem::take(&mut selected[j]),
+                .map(|j| {
+                    let src = &input[j];
+                    let mut out =
+                        VSeries::new(src.labels.clone(), src.drop_name, vec![None; steps.n]);
+                    for (i, keep) in selected[j].iter().enumerate() {
+                        if *keep {
+                            if let Some(h) = src.hist(i) {
+                                out.set_hist(i, h.clone());
+                            } else {
+                                out.vals[i] = src.vals[i];
+                            }
+                        }
+                    }
+                    out
                 })
                 .collect(),
         ))
@@ -873,12 +1124,108 @@ impl<'a> Evaluator<'a> {
                     };
                 }
             }
+            for (i, (slot, val)) in series
+                .hists
+                .iter_mut()
+                .zip(series.vals.iter_mut())
+                .enumerate()
+            {
+                let Some(h) = slot.take() else {
+                    continue;
+                };
+                let (l, r) = if swap {
+                    (Elem::F(s[i]), Elem::H(&h))
+                } else {
+                    (Elem::H(&h), Elem::F(s[i]))
+                };
+                if let Some((Owned::H(res), keep)) = self.elem_binop(op, l, r) {
+                    if return_bool {
+                        *val = Some(if keep { 1.0 } else { 0.0 });
+                    } else if keep {
+                        *slot = Some(if cmp { h } else { res });
+                    }
+                }
+            }
             if return_bool || !cmp {
                 self.drop_name(series);
             }
         }
-        v.retain(|s| s.vals.iter().any(Option::is_some));
+        v.retain(|s| !s.is_empty());
         v
+    }
+
+    /// Applies `op` to two elements of which at least one is a histogram, with
+    /// Prometheus's rules: `h*f`, `f*h`, `h/f`, `h+h`, `h-h`, `h==h`, `h!=h` are defined,
+    /// everything else drops the element with an info annotation. For comparisons the
+    /// result is the left histogram and whether the comparison holds; `None` drops the
+    /// element.
+    fn elem_binop(&mut self, op: TokenId, l: Elem<'_>, r: Elem<'_>) -> Option<(Owned, bool)> {
+        let name = op_name(op);
+        let scaled = |h: &FloatHistogram, f: f64, div: bool| {
+            let mut h = h.clone();
+            if div {
+                h.div(f)
+            } else {
+                h.mul(f)
+            }
+            h.compact();
+            Some((Owned::H(h), true))
+        };
+        match (l, r) {
+            (Elem::F(a), Elem::F(b)) => {
+                let (v, keep) = binop(op, a, b);
+                Some((Owned::F(v), keep))
+            }
+            (Elem::F(f), Elem::H(h)) if op == T_MUL => scaled(h, f, false),
+            (Elem::H(h), Elem::F(f)) if op == T_MUL || op == T_DIV => scaled(h, f, op == T_DIV),
+            (Elem::H(a), Elem::H(b)) if op == T_ADD || op == T_SUB => {
+                let mut res = a.clone();
+                let out = if op == T_ADD { res.add(b) } else { res.sub(b) };
+                match out {
+                    Err(_) => {
+                        self.warn(format!(
+                            "incompatible bucket layout encountered for binary operator {name}"
+                        ));
+                        None
+                    }
+                    Ok(o) => {
+                        let what = if op == T_ADD {
+                            "addition"
+                        } else {
+                            "subtraction"
+                        };
+                        if o.counter_reset_collision {
+                            self.warn(format!(
+                                "conflicting counter resets during histogram {what}"
+                            ));
+                        }
+                        if o.custom_bounds_reconciled {
+                            self.info(format!(
+                                "mismatched custom buckets were reconciled during {what}"
+                            ));
+                        }
+                        if op == T_SUB {
+                            // A difference of histograms is a gauge.
+                            res.counter_reset_hint = CounterResetHint::Gauge;
+                        }
+                        res.compact();
+                        Some((Owned::H(res), true))
+                    }
+                }
+            }
+            (Elem::H(a), Elem::H(b)) if op == T_EQLC || op == T_NEQ => {
+                let eq = hist_equal(a, b);
+                Some((Owned::H(a.clone()), eq == (op == T_EQLC)))
+            }
+            (l, r) => {
+                self.info(format!(
+                    "incompatible sample types encountered for binary operator {name:?}: {} {name} {}",
+                    l.kind(),
+                    r.kind()
+                ));
+                None
+            }
+        }
     }
 
     fn vector_vector(
@@ -927,7 +1274,7 @@ impl<'a> Evaluator<'a> {
             one_used.clear();
             inserted.clear();
             for (j, s) in one.iter().enumerate() {
-                if s.vals[i].is_none() {
+                if !s.has_point(i) {
                     continue;
                 }
                 if let Some(prev) = one_map.insert(one_sig[j], j) {
@@ -941,9 +1288,9 @@ impl<'a> Evaluator<'a> {
                 }
             }
             // (many index, one index, many value, one value)
-            let mut pairs: Vec<(usize, usize, f64, f64)> = Vec::new();
+            let mut pairs: Vec<(usize, usize, Elem<'_>, Elem<'_>)> = Vec::new();
             for (j, s) in many.iter().enumerate() {
-                let Some(mv) = s.vals[i] else { continue };
+                let Some(mv) = elem_at(s, i) else { continue };
                 match one_map.get(&many_sig[j]) {
                     Some(&o) => {
                         if one_to_one && !matched.insert(many_sig[j]) {
@@ -952,37 +1299,48 @@ impl<'a> Evaluator<'a> {
                             );
                         }
                         one_used.insert(o);
-                        if let Some(ov) = one[o].vals[i] {
+                        if let Some(ov) = elem_at(&one[o], i) {
                             pairs.push((j, o, mv, ov));
                         }
                     }
                     None => {
                         if let Some(f) = fill_one {
-                            pairs.push((j, usize::MAX, mv, f));
+                            pairs.push((j, usize::MAX, mv, Elem::F(f)));
                         }
                     }
                 }
             }
             if let Some(f) = fill_many {
                 for (o, s) in one.iter().enumerate() {
-                    if let Some(ov) = s.vals[i]
+                    if let Some(ov) = elem_at(s, i)
                         && !one_used.contains(&o)
                     {
-                        pairs.push((usize::MAX, o, f, ov));
+                        pairs.push((usize::MAX, o, Elem::F(f), ov));
                     }
                 }
             }
             for (j, o, mv, ov) in pairs {
                 let (a, b) = if swapped { (ov, mv) } else { (mv, ov) };
-                let (mut v, keep) = binop(op, a, b);
-                if is_comparison(op) {
-                    v = a;
-                }
-                if return_bool {
-                    v = if keep { 1.0 } else { 0.0 };
-                } else if !keep {
-                    continue;
-                }
+                let v = match (a, b) {
+                    (Elem::F(a), Elem::F(b)) => {
+                        let (mut v, keep) = binop(op, a, b);
+                        if is_comparison(op) {
+                            v = a;
+                        }
+                        if return_bool {
+                            v = if keep { 1.0 } else { 0.0 };
+                        } else if !keep {
+                            continue;
+                        }
+                        Owned::F(v)
+                    }
+                    (a, b) => match self.elem_binop(op, a, b) {
+                        None => continue,
+                        Some((_, keep)) if return_bool => Owned::F(if keep { 1.0 } else { 0.0 }),
+                        Some((_, false)) => continue,
+                        Some((v, true)) => v,
+                    },
+                };
                 let k = match pair_cache.get(&(j, o)) {
                     Some(k) => *k,
                     None => {
@@ -1007,11 +1365,7 @@ impl<'a> Evaluator<'a> {
                             )
                         };
                         let k = *out_index.entry(labels.clone()).or_insert_with(|| {
-                            let mut vs = VSeries {
-                                labels,
-                                drop_name: false,
-                                vals: vec![None; steps.n],
-                            };
+                            let mut vs = VSeries::new(labels, false, vec![None; steps.n]);
                             if drop_name {
                                 self.drop_name(&mut vs);
                             }
@@ -1027,7 +1381,10 @@ impl<'a> Evaluator<'a> {
                         "multiple matches for labels: grouping labels must ensure unique matches",
                     );
                 }
-                out[k].vals[i] = Some(v);
+                match v {
+                    Owned::F(v) => out[k].vals[i] = Some(v),
+                    Owned::H(h) => out[k].set_hist(i, h),
+                }
             }
         }
         Ok(out)
@@ -1073,6 +1430,74 @@ impl<'a> Evaluator<'a> {
             }
         }
         b.build()
+    }
+}
+
+/// One operand of a binary operation on instant-vector elements.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Elem<'a> {
+    F(f64),
+    H(&'a FloatHistogram),
+}
+
+impl Elem<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Elem::F(_) => "float",
+            Elem::H(_) => "histogram",
+        }
+    }
+}
+
+/// The result of a binary operation on elements.
+#[derive(Debug, Clone)]
+pub(crate) enum Owned {
+    F(f64),
+    H(FloatHistogram),
+}
+
+/// The element of series `s` at step `i`.
+fn elem_at(s: &VSeries, i: usize) -> Option<Elem<'_>> {
+    match s.vals[i] {
+        Some(v) => Some(Elem::F(v)),
+        None => s.hist(i).map(Elem::H),
+    }
+}
+
+/// Histogram equality as Prometheus's `FloatHistogram.Equals` (hints are ignored).
+pub(crate) fn hist_equal(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    let feq = |x: f64, y: f64| x == y || (x.is_nan() && y.is_nan());
+    let veq =
+        |x: &[f64], y: &[f64]| x.len() == y.len() && x.iter().zip(y).all(|(p, q)| feq(*p, *q));
+    a.schema == b.schema
+        && feq(a.zero_threshold, b.zero_threshold)
+        && feq(a.zero_count, b.zero_count)
+        && feq(a.count, b.count)
+        && feq(a.sum, b.sum)
+        && a.positive_spans == b.positive_spans
+        && a.negative_spans == b.negative_spans
+        && veq(&a.positive_buckets, &b.positive_buckets)
+        && veq(&a.negative_buckets, &b.negative_buckets)
+        && veq(&a.custom_values, &b.custom_values)
+}
+
+/// The operator as Prometheus prints it in annotations.
+fn op_name(op: TokenId) -> &'static str {
+    match op {
+        T_ADD => "+",
+        T_SUB => "-",
+        T_MUL => "*",
+        T_DIV => "/",
+        T_POW => "^",
+        T_MOD => "%",
+        T_ATAN2 => "atan2",
+        T_EQLC => "==",
+        T_NEQ => "!=",
+        T_GTR => ">",
+        T_LSS => "<",
+        T_GTE => ">=",
+        T_LTE => "<=",
+        _ => "?",
     }
 }
 
@@ -1182,25 +1607,25 @@ fn set_op(
         match op {
             T_LAND | T_LUNLESS => {
                 for (j, s) in rhs.iter().enumerate() {
-                    if s.vals[i].is_some() {
+                    if s.has_point(i) {
                         set.insert(rsig[j]);
                     }
                 }
                 for (j, s) in lhs.iter_mut().enumerate() {
-                    if s.vals[i].is_some() && (set.contains(&lsig[j]) != (op == T_LAND)) {
-                        s.vals[i] = None;
+                    if s.has_point(i) && (set.contains(&lsig[j]) != (op == T_LAND)) {
+                        s.clear_point(i);
                     }
                 }
             }
             _ => {
                 for (j, s) in lhs.iter().enumerate() {
-                    if s.vals[i].is_some() {
+                    if s.has_point(i) {
                         set.insert(lsig[j]);
                     }
                 }
                 for (j, s) in rhs.iter_mut().enumerate() {
-                    if s.vals[i].is_some() && set.contains(&rsig[j]) {
-                        s.vals[i] = None;
+                    if s.has_point(i) && set.contains(&rsig[j]) {
+                        s.clear_point(i);
                     }
                 }
             }
@@ -1210,7 +1635,7 @@ fn set_op(
         lhs.append(&mut rhs);
         lhs = merge_same(lhs);
     }
-    lhs.retain(|s| s.vals.iter().any(Option::is_some));
+    lhs.retain(|s| !s.is_empty());
     Ok(lhs)
 }
 
@@ -1218,12 +1643,12 @@ fn set_op(
 fn merge_same(series: Vec<VSeries>) -> Vec<VSeries> {
     let mut out: Vec<VSeries> = Vec::with_capacity(series.len());
     let mut idx: HashMap<(Labels, bool), usize> = HashMap::new();
-    for s in series {
+    for mut s in series {
         match idx.get(&(s.labels.clone(), s.drop_name)) {
             Some(&k) => {
-                for (d, v) in out[k].vals.iter_mut().zip(s.vals) {
-                    if d.is_none() {
-                        *d = v;
+                for i in 0..s.vals.len() {
+                    if !out[k].has_point(i) {
+                        out[k].take_point_from(&mut s, i);
                     }
                 }
             }
@@ -1247,14 +1672,14 @@ pub(crate) fn finalize_names(series: Vec<VSeries>) -> Result<Vec<VSeries>, Error
         }
         match idx.get(&s.labels) {
             Some(&k) => {
-                for (d, v) in out[k].vals.iter_mut().zip(s.vals) {
-                    if v.is_some() {
-                        if d.is_some() {
+                for i in 0..s.vals.len() {
+                    if s.has_point(i) {
+                        if out[k].has_point(i) {
                             return exec_err(
                                 "vector cannot contain metrics with the same labelset",
                             );
                         }
-                        *d = v;
+                        out[k].take_point_from(&mut s, i);
                     }
                 }
             }
@@ -1289,6 +1714,108 @@ pub(crate) fn binop(op: TokenId, a: f64, b: f64) -> (f64, bool) {
         T_GTE => (a, a >= b),
         T_LTE => (a, a <= b),
         _ => (f64::NAN, false),
+    }
+}
+
+/// The sum (or mean) of histograms with the annotations it calls for.
+#[derive(Debug, Default)]
+pub(crate) struct HistSum {
+    /// The result; `None` when exponential and custom-bucket histograms were mixed.
+    pub h: Option<FloatHistogram>,
+    /// A "reset" and a "not reset" hint met.
+    pub collision: bool,
+    /// Custom bounds differed and were reconciled.
+    pub reconciled: bool,
+}
+
+/// Sums `hs` (Kahan-compensated sum field, as Prometheus); with `avg` divides by their
+/// number, switching to an incremental mean when the plain sum overflows.
+pub(crate) fn sum_histograms(hs: &[&FloatHistogram], avg: bool) -> HistSum {
+    let mut out = HistSum::default();
+    let Some((first, rest)) = hs.split_first() else {
+        return out;
+    };
+    // Prometheus warns when any input is marked "reset" and any "not reset".
+    out.collision = hs
+        .iter()
+        .any(|h| h.counter_reset_hint == CounterResetHint::CounterReset)
+        && hs
+            .iter()
+            .any(|h| h.counter_reset_hint == CounterResetHint::NotCounterReset);
+    let mut acc = (*first).clone();
+    let mut c = 0.0;
+    for h in rest {
+        let before = acc.sum;
+        match acc.add(h) {
+            Ok(o) => out.reconciled |= o.custom_bounds_reconciled,
+            Err(_) => return out,
+        }
+        (acc.sum, c) = kahan_inc(h.sum, before, c);
+    }
+    if acc.sum.is_finite() {
+        acc.sum += c;
+    }
+    if avg {
+        let n = hs.len() as f64;
+        let overflowed = (!acc.count.is_finite() || !acc.sum.is_finite())
+            && hs.iter().all(|h| h.count.is_finite() && h.sum.is_finite());
+        if overflowed {
+            let hint = acc.counter_reset_hint;
+            let mut mean = (*first).clone();
+            for (k, h) in rest.iter().enumerate() {
+                let k = (k + 2) as f64;
+                let mut delta = (*h).clone();
+                delta.div(k);
+                let mut m = mean.clone();
+                m.div(k);
+                // Layouts are compatible: the plain sum above succeeded.
+                if delta.sub(&m).is_err() || mean.add(&delta).is_err() {
+                    return out;
+                }
+            }
+            mean.counter_reset_hint = hint;
+            // Fields whose plain (compensated) sum stayed finite are more exact that way.
+            for (m, total) in [
+                (&mut mean.sum, acc.sum),
+                (&mut mean.count, acc.count),
+                (&mut mean.zero_count, acc.zero_count),
+            ] {
+                if total.is_finite() {
+                    *m = total / n;
+                }
+            }
+            acc = mean;
+        } else {
+            acc.div(n);
+        }
+    }
+    acc.compact();
+    out.h = Some(acc);
+    out
+}
+
+/// Histogram members (input indexes) of one aggregation group at one step.
+#[derive(Debug, Clone, Default)]
+struct HistAcc {
+    members: Vec<usize>,
+}
+
+impl Evaluator<'_> {
+    /// Reports the annotations of a [`HistSum`] and returns its histogram.
+    pub(crate) fn hist_sum_result(&mut self, r: HistSum, metric: &str) -> Option<FloatHistogram> {
+        if r.h.is_none() {
+            self.warn(format!(
+                "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}"
+            ));
+            return None;
+        }
+        if r.collision {
+            self.warn("conflicting counter resets during histogram aggregation".into());
+        }
+        if r.reconciled {
+            self.info("mismatched custom buckets were reconciled during aggregation".into());
+        }
+        r.h
     }
 }
 
@@ -1392,11 +1919,11 @@ mod tests {
     use super::*;
 
     fn vs(pairs: &[(&str, &str)], vals: &[Option<f64>], drop_name: bool) -> VSeries {
-        VSeries {
-            labels: Labels::from_pairs(pairs.iter().copied()),
+        VSeries::new(
+            Labels::from_pairs(pairs.iter().copied()),
             drop_name,
-            vals: vals.to_vec(),
-        }
+            vals.to_vec(),
+        )
     }
 
     #[test]

@@ -4,12 +4,15 @@ use std::collections::HashMap;
 
 use promql_parser::parser::{Call, Expr};
 use regex::Regex;
+use thanos_model::histogram::{CounterResetHint, FloatHistogram};
 use thanos_model::labels::METRIC_NAME;
 use thanos_model::{Labels, Sample};
 
 use crate::error::Error;
-use crate::eval::{EVal, Evaluator, MatrixVal, Steps, VSeries, exec_err};
+use crate::eval::{EVal, Evaluator, MSeries, MatrixVal, Owned, Steps, VSeries, exec_err};
+use crate::histfn;
 use crate::mathx::{self, go_max, go_min, kahan_inc, linear_regression};
+use crate::value::HPoint;
 
 fn unparen(e: &Expr) -> &Expr {
     match e {
@@ -66,23 +69,27 @@ fn over_range(
     let mut out = Vec::new();
     for s in &m.series {
         let mut any = false;
+        let mut mixed = false;
         let vals: Vec<Option<f64>> = (0..steps.n)
             .map(|i| {
                 let w = m.window(s, i);
                 if w.is_empty() {
                     return None;
                 }
+                mixed |= !s.hists.is_empty() && !m.hwindow(s, i).is_empty();
                 let r = f(w, i, m.windows[i]);
                 any |= r.is_some();
                 r
             })
             .collect();
+        if mixed {
+            ev.info(format!(
+                "ignored histograms in a range containing both floats and histograms for metric name {:?}",
+                series_metric(s)
+            ));
+        }
         if any {
-            let mut vs = VSeries {
-                labels: s.labels.clone(),
-                drop_name: s.drop_name,
-                vals,
-            };
+            let mut vs = VSeries::new(s.labels.clone(), s.drop_name, vals);
             if !keep_name {
                 ev.drop_name(&mut vs);
             }
@@ -90,6 +97,47 @@ fn over_range(
         }
     }
     out
+}
+
+/// Like [`over_range`] for functions that also handle histograms: `f` gets the float and
+/// histogram samples of each non-empty window.
+fn over_range_any(
+    ev: &mut Evaluator<'_>,
+    m: &MatrixVal,
+    steps: Steps,
+    keep_name: bool,
+    mut f: impl FnMut(&mut Evaluator<'_>, &MSeries, &[Sample], &[HPoint], usize) -> Option<Owned>,
+) -> Vec<VSeries> {
+    let mut out = Vec::new();
+    for s in &m.series {
+        let mut vs = VSeries::new(s.labels.clone(), s.drop_name, vec![None; steps.n]);
+        let mut any = false;
+        for i in 0..steps.n {
+            let w = m.window(s, i);
+            let hw = m.hwindow(s, i);
+            if w.is_empty() && hw.is_empty() {
+                continue;
+            }
+            match f(ev, s, w, hw, i) {
+                Some(Owned::F(v)) => vs.vals[i] = Some(v),
+                Some(Owned::H(h)) => vs.set_hist(i, h),
+                None => continue,
+            }
+            any = true;
+        }
+        if any {
+            if !keep_name {
+                ev.drop_name(&mut vs);
+            }
+            out.push(vs);
+        }
+    }
+    out
+}
+
+/// The metric name of a range-vector series, for annotations.
+fn series_metric(s: &MSeries) -> String {
+    s.labels.metric_name().unwrap_or("").to_string()
 }
 
 /// Applies `f(value, step)` to every point; `None` removes the point.
@@ -104,13 +152,15 @@ fn map_vector(
                 *slot = f(x, i);
             }
         }
+        // Float functions ignore histogram samples.
+        s.hists.clear();
         ev.drop_name(s);
     }
-    v.retain(|s| s.vals.iter().any(Option::is_some));
+    v.retain(|s| !s.is_empty());
     v
 }
 
-fn extrapolated_rate(w: &[Sample], (lo, hi): (i64, i64), counter: bool, rate: bool) -> Option<f64> {
+fn extrapolated_rate(w: &[Sample], win: (i64, i64), counter: bool, rate: bool) -> Option<f64> {
     if w.len() < 2 {
         return None;
     }
@@ -126,16 +176,31 @@ fn extrapolated_rate(w: &[Sample], (lo, hi): (i64, i64), counter: bool, rate: bo
             prev = s.v;
         }
     }
-    let mut to_start = (first.t - lo) as f64 / 1000.0;
-    let mut to_end = (hi - last.t) as f64 / 1000.0;
-    let sampled = (last.t - first.t) as f64 / 1000.0;
-    let avg = sampled / (w.len() - 1) as f64;
+    let zero = (counter && result > 0.0 && first.v >= 0.0).then(|| first.v / result);
+    Some(result * extrapolation_factor((first.t, last.t), w.len(), win, zero, rate))
+}
+
+/// Prometheus's rate extrapolation: the factor turning the increase between the first
+/// and last sample (`ts`, `n` samples) into the increase over the window `(lo, hi]`
+/// (per second with `rate`). `zero` is the counter's zero point as a fraction of the
+/// sampled interval before the first sample, if it can be extrapolated.
+fn extrapolation_factor(
+    (first_t, last_t): (i64, i64),
+    n: usize,
+    (lo, hi): (i64, i64),
+    zero: Option<f64>,
+    rate: bool,
+) -> f64 {
+    let mut to_start = (first_t - lo) as f64 / 1000.0;
+    let mut to_end = (hi - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg = sampled / (n - 1) as f64;
     let threshold = avg * 1.1;
     if to_start >= threshold {
         to_start = avg / 2.0;
     }
-    if counter && result > 0.0 && first.v >= 0.0 {
-        let to_zero = sampled * (first.v / result);
+    if let Some(z) = zero {
+        let to_zero = sampled * z;
         if to_zero < to_start {
             to_start = to_zero;
         }
@@ -147,7 +212,139 @@ fn extrapolated_rate(w: &[Sample], (lo, hi): (i64, i64), counter: bool, rate: bo
     if rate {
         factor /= (hi - lo) as f64 / 1000.0;
     }
-    Some(result * factor)
+    factor
+}
+
+/// The `*_over_time` functions that accept histograms, over a window that has some.
+fn hist_over_time(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    s: &MSeries,
+    w: &[Sample],
+    hw: &[HPoint],
+) -> Option<Owned> {
+    let first_t = match (w.first(), hw.first()) {
+        (Some(f), Some(h)) => f.t.min(h.t),
+        (Some(f), None) => f.t,
+        (None, Some(h)) => h.t,
+        (None, None) => return None,
+    };
+    let last_f = w.last();
+    let last_h = hw.last();
+    let last_t = last_f
+        .map_or(i64::MIN, |f| f.t)
+        .max(last_h.map_or(i64::MIN, |h| h.t));
+    match name {
+        "count_over_time" => Some(Owned::F((w.len() + hw.len()) as f64)),
+        "present_over_time" => Some(Owned::F(1.0)),
+        "ts_of_first_over_time" => Some(Owned::F(first_t as f64 / 1000.0)),
+        "ts_of_last_over_time" => Some(Owned::F(last_t as f64 / 1000.0)),
+        "last_over_time" => match (last_f, last_h) {
+            (Some(f), Some(h)) if f.t > h.t => Some(Owned::F(f.v)),
+            (_, Some(h)) => Some(Owned::H(h.h.clone())),
+            (Some(f), None) => Some(Owned::F(f.v)),
+            (None, None) => None,
+        },
+        "first_over_time" => match (w.first(), hw.first()) {
+            (Some(f), Some(h)) if f.t < h.t => Some(Owned::F(f.v)),
+            (_, Some(h)) => Some(Owned::H(h.h.clone())),
+            (Some(f), None) => Some(Owned::F(f.v)),
+            (None, None) => None,
+        },
+        _ => {
+            let metric = series_metric(s);
+            if !w.is_empty() {
+                ev.warn(format!(
+                    "encountered a mix of histograms and floats for metric name {metric:?}"
+                ));
+                return None;
+            }
+            let hs: Vec<&FloatHistogram> = hw.iter().map(|p| &p.h).collect();
+            let r = crate::eval::sum_histograms(&hs, name == "avg_over_time");
+            ev.hist_sum_result(r, &metric).map(Owned::H)
+        }
+    }
+}
+
+/// `histogram_quantile` of a native histogram, with the NaN-observation annotations.
+fn native_quantile(ev: &mut Evaluator<'_>, l: &Labels, q: f64, h: &FloatHistogram) -> f64 {
+    let r = histfn::quantile(q, h);
+    if h.sum.is_nan() && h.count > 0.0 && (0.0..=1.0).contains(&q) {
+        let metric = l.metric_name().unwrap_or("");
+        if r.is_nan() {
+            ev.info(format!(
+                "input to histogram_quantile has NaN observations, result is NaN for metric name {metric:?}"
+            ));
+        } else {
+            ev.info(format!(
+                "input to histogram_quantile has NaN observations, result is skewed higher for metric name {metric:?}"
+            ));
+        }
+    }
+    r
+}
+
+/// Reports the annotations collected by [`histfn::rate`].
+fn rate_notes(ev: &mut Evaluator<'_>, notes: &histfn::RateNotes, metric: &str) {
+    if notes.not_counter {
+        ev.warn(format!(
+            "this native histogram metric is not a counter: {metric:?}"
+        ));
+    }
+    if notes.not_gauge {
+        ev.warn(format!(
+            "this native histogram metric is not a gauge: {metric:?}"
+        ));
+    }
+    if notes.mixed_schemas {
+        ev.warn(format!(
+            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}"
+        ));
+    }
+    if notes.reconciled {
+        ev.info("mismatched custom buckets were reconciled during subtraction".into());
+    }
+}
+
+/// A float or histogram point of a range.
+#[derive(Debug, Clone, Copy)]
+enum Pt<'a> {
+    F(&'a Sample),
+    H(&'a HPoint),
+}
+
+impl Pt<'_> {
+    fn t(&self) -> i64 {
+        match self {
+            Pt::F(s) => s.t,
+            Pt::H(h) => h.t,
+        }
+    }
+}
+
+/// Float and histogram points of a window merged in time order.
+fn merged<'a>(w: &'a [Sample], hw: &'a [HPoint]) -> Vec<Pt<'a>> {
+    let mut out = Vec::with_capacity(w.len() + hw.len());
+    let (mut i, mut j) = (0, 0);
+    while i < w.len() || j < hw.len() {
+        if j >= hw.len() || (i < w.len() && w[i].t < hw[j].t) {
+            out.push(Pt::F(&w[i]));
+            i += 1;
+        } else {
+            out.push(Pt::H(&hw[j]));
+            j += 1;
+        }
+    }
+    out
+}
+
+/// The two newest points of a window (older first).
+fn last_two<'a>(w: &'a [Sample], hw: &'a [HPoint]) -> (Option<Pt<'a>>, Option<Pt<'a>>) {
+    let mut pts: Vec<Pt<'a>> = Vec::with_capacity(4);
+    pts.extend(w.iter().rev().take(2).map(Pt::F));
+    pts.extend(hw.iter().rev().take(2).map(Pt::H));
+    pts.sort_by_key(|p| std::cmp::Reverse(p.t()));
+    (pts.get(1).copied(), pts.first().copied())
 }
 
 fn instant_value(w: &[Sample], rate: bool) -> Option<f64> {
@@ -237,17 +434,17 @@ fn regex_for(func: &str, re: &str) -> Result<Regex, Error> {
 fn check_unique(series: Vec<VSeries>) -> Result<Vec<VSeries>, Error> {
     let mut idx: HashMap<(Labels, bool), usize> = HashMap::new();
     let mut out: Vec<VSeries> = Vec::with_capacity(series.len());
-    for s in series {
+    for mut s in series {
         match idx.get(&(s.labels.clone(), s.drop_name)) {
             Some(&k) => {
-                for (d, v) in out[k].vals.iter_mut().zip(s.vals) {
-                    if v.is_some() {
-                        if d.is_some() {
+                for i in 0..s.vals.len() {
+                    if s.has_point(i) {
+                        if out[k].has_point(i) {
                             return exec_err(
                                 "vector cannot contain metrics with the same labelset",
                             );
                         }
-                        *d = v;
+                        out[k].take_point_from(&mut s, i);
                     }
                 }
             }
@@ -322,17 +519,18 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
         }
         "vector" => {
             let s = scalar_arg(ev, arg(0)?, steps)?;
-            EVal::Vector(vec![VSeries {
-                labels: Labels::empty(),
-                drop_name: false,
-                vals: s.into_iter().map(Some).collect(),
-            }])
+            EVal::Vector(vec![VSeries::new(
+                Labels::empty(),
+                false,
+                s.into_iter().map(Some).collect(),
+            )])
         }
         "scalar" => {
             let v = vector_arg(ev, arg(0)?, steps)?;
             EVal::Scalar(
                 (0..steps.n)
                     .map(|i| {
+                        // Histograms are ignored.
                         let mut it = v.iter().filter_map(|s| s.vals[i]);
                         match (it.next(), it.next()) {
                             (Some(x), None) => x,
@@ -350,11 +548,12 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
                     let v = vector_arg(ev, a, steps)?;
                     v.into_iter()
                         .map(|mut s| {
-                            for (i, x) in s.vals.iter_mut().enumerate() {
-                                if x.is_some() {
-                                    *x = Some(steps.t(i) as f64 / 1000.0);
+                            for i in 0..steps.n {
+                                if s.has_point(i) {
+                                    s.vals[i] = Some(steps.t(i) as f64 / 1000.0);
                                 }
                             }
+                            s.hists.clear();
                             s
                         })
                         .collect()
@@ -424,7 +623,9 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
                 Vec::new()
             };
             EVal::Vector(map_vector(ev, v, |x, i| match name {
-                "clamp" => (b[i] >= a[i]).then(|| go_max(a[i], go_min(b[i], x))),
+                // NaN bounds do not drop the sample (they yield NaN).
+                "clamp" => (b[i] >= a[i] || b[i].is_nan() || a[i].is_nan())
+                    .then(|| go_max(a[i], go_min(b[i], x))),
                 "clamp_min" => Some(go_max(a[i], x)),
                 _ => Some(go_min(a[i], x)),
             }))
@@ -433,13 +634,13 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
         | "month" | "year" => {
             let v = match args.first() {
                 Some(e) => vector_arg(ev, e, steps)?,
-                None => vec![VSeries {
-                    labels: Labels::empty(),
-                    drop_name: false,
-                    vals: (0..steps.n)
+                None => vec![VSeries::new(
+                    Labels::empty(),
+                    false,
+                    (0..steps.n)
                         .map(|i| Some(steps.t(i) as f64 / 1000.0))
                         .collect(),
-                }],
+                )],
             };
             EVal::Vector(map_vector(ev, v, |x, _| {
                 if !x.is_finite() {
@@ -519,6 +720,11 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
         "sort" | "sort_desc" => {
             sort_warning(ev);
             let mut v = vector_arg(ev, arg(0)?, steps)?;
+            // Histograms are ignored (dropped) by sort.
+            for s in &mut v {
+                s.hists.clear();
+            }
+            v.retain(|s| !s.is_empty());
             if steps.n == 1 {
                 let desc = name == "sort_desc";
                 v.sort_by(|a, b| {
@@ -560,14 +766,14 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
         "absent" => {
             let v = vector_arg(ev, arg(0)?, steps)?;
             let vals: Vec<Option<f64>> = (0..steps.n)
-                .map(|i| (!v.iter().any(|s| s.vals[i].is_some())).then_some(1.0))
+                .map(|i| (!v.iter().any(|s| s.has_point(i))).then_some(1.0))
                 .collect();
             if vals.iter().any(Option::is_some) {
-                EVal::Vector(vec![VSeries {
-                    labels: absent_labels(unparen(arg(0)?)),
-                    drop_name: false,
+                EVal::Vector(vec![VSeries::new(
+                    absent_labels(unparen(arg(0)?)),
+                    false,
                     vals,
-                }])
+                )])
             } else {
                 EVal::Vector(Vec::new())
             }
@@ -575,14 +781,19 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
         "absent_over_time" => {
             let m = matrix_arg(ev, arg(0)?, steps)?;
             let vals: Vec<Option<f64>> = (0..steps.n)
-                .map(|i| (!m.series.iter().any(|s| !m.window(s, i).is_empty())).then_some(1.0))
+                .map(|i| {
+                    (!m.series
+                        .iter()
+                        .any(|s| !m.window(s, i).is_empty() || !m.hwindow(s, i).is_empty()))
+                    .then_some(1.0)
+                })
                 .collect();
             if vals.iter().any(Option::is_some) {
-                EVal::Vector(vec![VSeries {
-                    labels: absent_labels(unparen(arg(0)?)),
-                    drop_name: false,
+                EVal::Vector(vec![VSeries::new(
+                    absent_labels(unparen(arg(0)?)),
+                    false,
                     vals,
-                }])
+                )])
             } else {
                 EVal::Vector(Vec::new())
             }
@@ -602,6 +813,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
                 steps,
                 "histogram_quantile",
                 |_, i, b| bucket_quantile(q[i], b),
+                |ev, l, i, h| native_quantile(ev, l, q[i], h),
             ))
         }
         "histogram_fraction" => {
@@ -614,6 +826,15 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
                 steps,
                 "histogram_fraction",
                 |_, i, b| (bucket_fraction(lo[i], hi[i], b), false),
+                |ev, l, i, h| {
+                    if h.sum.is_nan() && h.count > 0.0 {
+                        ev.info(format!(
+                            "input to histogram_fraction has NaN observations, which are excluded from all fractions for metric name {:?}",
+                            l.metric_name().unwrap_or("")
+                        ));
+                    }
+                    histfn::fraction(lo[i], hi[i], h)
+                },
             ))
         }
         "histogram_quantiles" => {
@@ -629,10 +850,14 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
                     ));
                 }
                 let value = quantile_label(q.first().copied().unwrap_or(f64::NAN));
-                let res =
-                    classic_buckets(ev, v.clone(), steps, "histogram_quantiles", |_, i, b| {
-                        bucket_quantile(q[i], b)
-                    });
+                let res = classic_buckets(
+                    ev,
+                    v.clone(),
+                    steps,
+                    "histogram_quantiles",
+                    |_, i, b| bucket_quantile(q[i], b),
+                    |ev, l, i, h| native_quantile(ev, l, q[i], h),
+                );
                 for mut s in res {
                     let mut b = s.labels.builder();
                     b.set(label.clone(), value.clone());
@@ -644,11 +869,32 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
         }
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
         | "histogram_stdvar" => {
-            // Float samples carry no native histograms: these functions ignore them.
-            for a in &args {
-                ev.eval(a, steps)?;
+            let stats = matches!(name, "histogram_count" | "histogram_sum" | "histogram_avg");
+            let outer = ev.stats_hints;
+            ev.stats_hints = stats || outer;
+            let v = vector_arg(ev, arg(0)?, steps);
+            ev.stats_hints = outer;
+            let v = v?;
+            let mut out = Vec::new();
+            for s in v.iter().filter(|s| !s.hists.is_empty()) {
+                let mut r = VSeries::new(s.labels.clone(), s.drop_name, vec![None; steps.n]);
+                for i in 0..steps.n {
+                    if let Some(h) = s.hist(i) {
+                        r.vals[i] = Some(match name {
+                            "histogram_count" => h.count,
+                            "histogram_sum" => h.sum,
+                            "histogram_avg" => h.sum / h.count,
+                            "histogram_stddev" => histfn::stdvar(h).sqrt(),
+                            _ => histfn::stdvar(h),
+                        });
+                    }
+                }
+                if !r.is_empty() {
+                    ev.drop_name(&mut r);
+                    out.push(r);
+                }
             }
-            EVal::Vector(Vec::new())
+            EVal::Vector(out)
         }
         "rate" | "increase" | "delta" => {
             let m = matrix_arg(ev, arg(0)?, steps)?;
@@ -664,15 +910,92 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
                     ));
                 }
             }
-            EVal::Vector(over_range(ev, &m, steps, false, |w, _, win| {
-                extrapolated_rate(w, win, counter, rate)
+            EVal::Vector(over_range_any(ev, &m, steps, false, |ev, s, w, hw, i| {
+                let win = m.windows[i];
+                if !w.is_empty() && !hw.is_empty() {
+                    ev.warn(format!(
+                        "encountered a mix of histograms and floats for metric name {:?}",
+                        series_metric(s)
+                    ));
+                    return None;
+                }
+                if hw.is_empty() {
+                    return extrapolated_rate(w, win, counter, rate).map(Owned::F);
+                }
+                if hw.len() < 2 {
+                    return None;
+                }
+                let mut notes = histfn::RateNotes::default();
+                let res = histfn::rate(hw, counter, &mut notes);
+                rate_notes(ev, &notes, &series_metric(s));
+                let mut h = res?;
+                let first = &hw[0];
+                let last = &hw[hw.len() - 1];
+                let zero = (counter && h.count > 0.0 && first.h.count >= 0.0)
+                    .then(|| first.h.count / h.count);
+                let factor = extrapolation_factor((first.t, last.t), hw.len(), win, zero, rate);
+                h.mul(factor);
+                Some(Owned::H(h))
             }))
         }
         "irate" | "idelta" => {
             let m = matrix_arg(ev, arg(0)?, steps)?;
             let rate = name == "irate";
-            EVal::Vector(over_range(ev, &m, steps, false, |w, _, _| {
-                instant_value(w, rate)
+            EVal::Vector(over_range_any(ev, &m, steps, false, |ev, s, w, hw, _| {
+                let last_two = last_two(w, hw);
+                match last_two {
+                    (Some(Pt::F(a)), Some(Pt::F(b))) => {
+                        instant_value(&[*a, *b], rate).map(Owned::F)
+                    }
+                    (Some(Pt::H(a)), Some(Pt::H(b))) => {
+                        let metric = series_metric(s);
+                        let gauge = |p: &HPoint| p.h.counter_reset_hint == CounterResetHint::Gauge;
+                        if rate && (gauge(a) || gauge(b)) {
+                            ev.warn(format!(
+                                "this native histogram metric is not a counter: {metric:?}"
+                            ));
+                        }
+                        if !rate && (!gauge(a) || !gauge(b)) {
+                            ev.warn(format!(
+                                "this native histogram metric is not a gauge: {metric:?}"
+                            ));
+                        }
+                        let mut h = b.h.clone();
+                        if !rate || !b.h.detect_reset(&a.h) {
+                            match h.sub(&a.h) {
+                                Err(_) => {
+                                    ev.warn(format!(
+                                        "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}"
+                                    ));
+                                    return None;
+                                }
+                                Ok(o) if o.custom_bounds_reconciled => ev.info(
+                                    "mismatched custom buckets were reconciled during subtraction"
+                                        .into(),
+                                ),
+                                Ok(_) => {}
+                            }
+                        }
+                        h.counter_reset_hint = CounterResetHint::Gauge;
+                        h.compact();
+                        let interval = b.t - a.t;
+                        if interval == 0 {
+                            return None;
+                        }
+                        if rate {
+                            h.div(interval as f64 / 1000.0);
+                        }
+                        Some(Owned::H(h))
+                    }
+                    (Some(_), Some(_)) => {
+                        ev.warn(format!(
+                            "encountered a mix of histograms and floats for metric name {:?}",
+                            series_metric(s)
+                        ));
+                        None
+                    }
+                    _ => None,
+                }
             }))
         }
         "deriv" => {
@@ -694,6 +1017,35 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
         "changes" | "resets" => {
             let m = matrix_arg(ev, arg(0)?, steps)?;
             let changes = name == "changes";
+            if m.series.iter().any(|s| !s.hists.is_empty()) {
+                return Ok(EVal::Vector(over_range_any(
+                    ev,
+                    &m,
+                    steps,
+                    false,
+                    |_, _, w, hw, _| {
+                        let pts = merged(w, hw);
+                        let mut n = 0.0;
+                        for p in pts.windows(2) {
+                            let hit = match (p[0], p[1]) {
+                                (Pt::F(a), Pt::F(b)) if changes => {
+                                    b.v != a.v && !(b.v.is_nan() && a.v.is_nan())
+                                }
+                                (Pt::F(a), Pt::F(b)) => b.v < a.v,
+                                (Pt::H(a), Pt::H(b)) if changes => {
+                                    !crate::eval::hist_equal(&a.h, &b.h)
+                                }
+                                (Pt::H(a), Pt::H(b)) => b.h.detect_reset(&a.h),
+                                _ => true,
+                            };
+                            if hit {
+                                n += 1.0;
+                            }
+                        }
+                        Some(Owned::F(n))
+                    },
+                )));
+            }
             EVal::Vector(over_range(ev, &m, steps, false, |w, _, _| {
                 let mut n = 0.0;
                 for p in w.windows(2) {
@@ -727,6 +1079,26 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
         | "ts_of_last_over_time" => {
             let m = matrix_arg(ev, arg(0)?, steps)?;
             let keep = matches!(name, "last_over_time" | "first_over_time");
+            let hist_aware = matches!(
+                name,
+                "avg_over_time"
+                    | "sum_over_time"
+                    | "count_over_time"
+                    | "last_over_time"
+                    | "first_over_time"
+                    | "present_over_time"
+                    | "ts_of_first_over_time"
+                    | "ts_of_last_over_time"
+            );
+            if hist_aware && m.series.iter().any(|s| !s.hists.is_empty()) {
+                return Ok(EVal::Vector(over_range_any(
+                    ev,
+                    &m,
+                    steps,
+                    keep,
+                    |ev, s, w, hw, _| hist_over_time(ev, name, s, w, hw),
+                )));
+            }
             EVal::Vector(over_range(ev, &m, steps, keep, |w, _, _| {
                 Some(match name {
                     "avg_over_time" => avg_over(w),
@@ -867,11 +1239,7 @@ fn info(
     let mut idx: HashMap<(Labels, bool), usize> = HashMap::new();
     let mut push = |labels: Labels, drop_name: bool, i: usize, v: f64| {
         let k = *idx.entry((labels.clone(), drop_name)).or_insert_with(|| {
-            out.push(VSeries {
-                labels,
-                drop_name,
-                vals: vec![None; steps.n],
-            });
+            out.push(VSeries::new(labels, drop_name, vec![None; steps.n]));
             out.len() - 1
         });
         out[k].vals[i] = Some(v);
@@ -1144,17 +1512,23 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<Bucket>) -> f64 {
     (upper_rank.min(total) - lower_rank.min(total)) / total
 }
 
-/// Groups classic bucket series (`le` label) and applies `f` per group and step.
+/// Groups classic bucket series (`le` label) and applies `f` per group and step;
+/// native histograms go through `native` instead. A native histogram whose labels
+/// (without `le`) equal a classic group's at the same step yields nothing for either.
 fn classic_buckets(
     ev: &mut Evaluator<'_>,
     v: Vec<VSeries>,
     steps: Steps,
     func: &str,
     mut f: impl FnMut(&Labels, usize, &mut Vec<Bucket>) -> (f64, bool),
+    mut native: impl FnMut(&mut Evaluator<'_>, &Labels, usize, &FloatHistogram) -> f64,
 ) -> Vec<VSeries> {
     let mut groups: Vec<(Labels, Vec<(f64, usize)>)> = Vec::new();
     let mut idx: HashMap<Labels, usize> = HashMap::new();
     for (j, s) in v.iter().enumerate() {
+        if !s.vals.iter().any(Option::is_some) {
+            continue;
+        }
         let le = s.labels.get("le");
         let upper = le.and_then(|x| x.trim().parse::<f64>().ok());
         let Some(upper) = upper else {
@@ -1174,10 +1548,40 @@ fn classic_buckets(
         });
         groups[g].1.push((upper, j));
     }
+    // Native histograms first, remembering the classic groups they collide with.
+    let mut suppressed: std::collections::HashSet<(usize, usize)> = Default::default();
+    let mut native_out = Vec::new();
+    for s in v.iter().filter(|s| !s.hists.is_empty()) {
+        let mut b = s.labels.builder();
+        b.del("le");
+        let key = b.build();
+        let mut r = VSeries::new(s.labels.clone(), s.drop_name, vec![None; steps.n]);
+        for i in 0..steps.n {
+            let Some(h) = s.hist(i) else { continue };
+            if let Some(&g) = idx.get(&key)
+                && groups[g].1.iter().any(|(_, j)| v[*j].vals[i].is_some())
+            {
+                ev.warn(format!(
+                    "vector contains a mix of classic and native histograms for metric name {:?}",
+                    s.labels.metric_name().unwrap_or("")
+                ));
+                suppressed.insert((g, i));
+                continue;
+            }
+            r.vals[i] = Some(native(ev, &s.labels, i, h));
+        }
+        if !r.is_empty() {
+            ev.drop_name(&mut r);
+            native_out.push(r);
+        }
+    }
     let mut out = Vec::new();
-    for (labels, members) in groups {
+    for (g, (labels, members)) in groups.into_iter().enumerate() {
         let mut vals = vec![None; steps.n];
         for (i, slot) in vals.iter_mut().enumerate() {
+            if suppressed.contains(&(g, i)) {
+                continue;
+            }
             let mut buckets: Vec<Bucket> = members
                 .iter()
                 .filter_map(|(u, j)| {
@@ -1200,15 +1604,12 @@ fn classic_buckets(
             *slot = Some(r);
         }
         if vals.iter().any(Option::is_some) {
-            let mut s = VSeries {
-                labels,
-                drop_name: false,
-                vals,
-            };
+            let mut s = VSeries::new(labels, false, vals);
             ev.drop_name(&mut s);
             out.push(s);
         }
     }
+    out.extend(native_out);
     out
 }
 

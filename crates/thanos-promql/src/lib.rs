@@ -21,8 +21,18 @@
 //! `promql-parser` 0.11 cannot parse, are rewritten into literal durations before parsing
 //! when experimental features are enabled ([`Engine::parse_for`]).
 //!
-//! Not implemented yet: native histograms (the storage carries float samples only) and the
-//! `anchored`/`smoothed` range modifiers (not parsed by `promql-parser` 0.11).
+//! Native histograms: series carry float and float-histogram samples (see [`Series`]);
+//! selectors, lookback and staleness, `rate`/`increase`/`delta`/`irate`/`idelta` with
+//! counter-reset detection, `sum`/`avg`/`count`/`group` and `sum`/`avg`/`count`/`last`/
+//! `first`/`present_over_time`, histogram arithmetic (`h ± h`, `h * s`, `s * h`, `h / s`,
+//! `h == h`, `h != h`; other combinations drop the sample with Prometheus's info
+//! annotation), `histogram_count`/`_sum`/`_avg`/`_quantile`/`_fraction`/`_stddev`/
+//! `_stdvar`, and Prometheus 3's warnings for mixed floats/histograms, mixed bucket
+//! schemas and conflicting counter resets.
+//!
+//! Not implemented yet: the experimental histogram trim operators `</` and `>/`, the
+//! `anchored`/`smoothed` range modifiers and start timestamps (none parsed by
+//! `promql-parser` 0.11).
 //!
 //! ```
 //! use thanos_model::Labels;
@@ -43,6 +53,7 @@ pub mod engine;
 pub mod error;
 mod eval;
 mod functions;
+mod histfn;
 mod mathx;
 pub mod storage;
 pub mod value;
@@ -50,4 +61,4 @@ pub mod value;
 pub use engine::{Engine, EngineOptions, QueryParams};
 pub use error::{Error, StorageError};
 pub use storage::{MemoryStorage, SelectHints, Series, Storage};
-pub use value::{InstantSample, QueryResult, RangeSeries, Value};
+pub use value::{HPoint, InstantSample, QueryResult, RangeSeries, Value};

@@ -81,6 +81,64 @@ pub(crate) fn format_float(v: f64) -> String {
     }
 }
 
+/// Formats a histogram like Prometheus's `FloatHistogram.String()` (used as a label
+/// value by `count_values`): count, sum, then every populated bucket with its bounds.
+pub(crate) fn format_histogram(h: &thanos_model::histogram::FloatHistogram) -> String {
+    let g = |v: f64| format_go_g(v);
+    let mut out = format!("{{count:{}, sum:{}", g(h.count), g(h.sum));
+    for b in h.all_buckets() {
+        if b.count == 0.0 {
+            continue;
+        }
+        let (open, close) = if b.zero {
+            ('[', ']')
+        } else if h.uses_custom_buckets() || b.lower >= 0.0 {
+            ('(', ']')
+        } else {
+            ('[', ')')
+        };
+        out.push_str(&format!(
+            ", {open}{},{}{close}:{}",
+            g(b.lower),
+            g(b.upper),
+            g(b.count)
+        ));
+    }
+    out.push('}');
+    out
+}
+
+/// Formats like Go's `%g` (shortest representation, exponent from 1e21 on).
+fn format_go_g(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e21).contains(&a) {
+        let s = format!("{v:e}");
+        // Go writes the exponent with a sign and at least two digits.
+        match s.split_once('e') {
+            Some((m, e)) => {
+                let (sign, digits) = match e.strip_prefix('-') {
+                    Some(d) => ('-', d),
+                    None => ('+', e),
+                };
+                format!("{m}e{sign}{digits:0>2}")
+            }
+            None => s,
+        }
+    } else {
+        format!("{v}")
+    }
+}
+
 /// Least-squares fit with timestamps relative to `intercept_t` (ms); returns slope
 /// (per second) and intercept, as Prometheus's `linearRegression`.
 pub(crate) fn linear_regression(samples: &[Sample], intercept_t: i64) -> (f64, f64) {

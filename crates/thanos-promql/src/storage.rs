@@ -14,10 +14,12 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use thanos_model::histogram::FloatHistogram;
 use thanos_model::matcher::matches_labels;
 use thanos_model::{Labels, Matcher, Sample};
 
 use crate::error::StorageError;
+use crate::value::HPoint;
 
 /// Hints passed along with a select, mirroring Prometheus's `storage.SelectHints`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,16 +36,31 @@ pub struct SelectHints {
     pub func: Option<String>,
 }
 
-/// One series as returned by the storage: its labels and float samples sorted by time.
+/// One series as returned by the storage: its labels, float samples and native-histogram
+/// samples, each sorted by time (a series may mix both kinds over time, but a timestamp
+/// appears in at most one of them).
 ///
-/// Samples may include stale markers (`thanos_model::sample::stale_nan`); the engine
-/// interprets them.
+/// Samples may include stale markers (`thanos_model::sample::stale_nan` floats, or
+/// histograms whose sum is that value); the engine interprets them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     /// The series' labels.
     pub labels: Labels,
-    /// Samples in increasing timestamp order.
+    /// Float samples in increasing timestamp order.
     pub samples: Vec<Sample>,
+    /// Histogram samples in increasing timestamp order.
+    pub histograms: Vec<HPoint>,
+}
+
+impl Series {
+    /// A series with float samples only.
+    pub fn floats(labels: Labels, samples: Vec<Sample>) -> Self {
+        Self {
+            labels,
+            samples,
+            histograms: Vec::new(),
+        }
+    }
 }
 
 /// A source of series, selected by label matchers and time range.
@@ -61,7 +78,7 @@ pub trait Storage: Send + Sync {
 /// A simple in-memory [`Storage`], used by tests and the promqltest runner.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStorage {
-    series: BTreeMap<Labels, Vec<Sample>>,
+    series: BTreeMap<Labels, (Vec<Sample>, Vec<HPoint>)>,
 }
 
 impl MemoryStorage {
@@ -73,10 +90,8 @@ impl MemoryStorage {
     /// Appends a sample to the series `labels`; samples must come in increasing time order
     /// per series, an older or equal timestamp replaces nothing and is reported as an error.
     pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<(), OutOfOrderSample> {
-        let samples = self.series.entry(labels.clone()).or_default();
-        if let Some(last) = samples.last()
-            && last.t >= t
-        {
+        let (samples, hists) = self.series.entry(labels.clone()).or_default();
+        if samples.last().is_some_and(|l| l.t >= t) || hists.last().is_some_and(|l| l.t >= t) {
             return Err(OutOfOrderSample {
                 labels: labels.clone(),
                 t,
@@ -84,6 +99,36 @@ impl MemoryStorage {
         }
         samples.push(Sample::new(t, v));
         Ok(())
+    }
+
+    /// Appends a native-histogram sample; the same ordering rule as [`Self::append`]
+    /// applies across float and histogram samples of a series.
+    pub fn append_histogram(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        h: FloatHistogram,
+    ) -> Result<(), OutOfOrderSample> {
+        let (samples, hists) = self.series.entry(labels.clone()).or_default();
+        if samples.last().is_some_and(|l| l.t >= t) || hists.last().is_some_and(|l| l.t >= t) {
+            return Err(OutOfOrderSample {
+                labels: labels.clone(),
+                t,
+            });
+        }
+        hists.push(HPoint { t, h });
+        Ok(())
+    }
+
+    /// The newest sample of `labels` if it is a histogram (used by loaders that derive
+    /// counter-reset hints the way the TSDB appender does).
+    pub fn last_histogram(&self, labels: &Labels) -> Option<&HPoint> {
+        let (samples, hists) = self.series.get(labels)?;
+        let h = hists.last()?;
+        match samples.last() {
+            Some(s) if s.t > h.t => None,
+            _ => Some(h),
+        }
     }
 
     /// Removes every series.
@@ -123,12 +168,15 @@ impl Storage for MemoryStorage {
             .series
             .iter()
             .filter(|(l, _)| matches_labels(matchers, l))
-            .filter_map(|(l, s)| {
+            .filter_map(|(l, (s, h))| {
                 let lo = s.partition_point(|x| x.t < hints.start);
                 let hi = s.partition_point(|x| x.t <= hints.end);
-                (lo < hi).then(|| Series {
+                let hlo = h.partition_point(|x| x.t < hints.start);
+                let hhi = h.partition_point(|x| x.t <= hints.end);
+                (lo < hi || hlo < hhi).then(|| Series {
                     labels: l.clone(),
                     samples: s[lo..hi].to_vec(),
+                    histograms: h[hlo..hhi].to_vec(),
                 })
             })
             .collect())

@@ -1,25 +1,40 @@
 //! Query results.
 
+use thanos_model::histogram::FloatHistogram;
 use thanos_model::{Labels, Sample};
 
-/// One element of an instant vector.
+/// A native-histogram sample: a timestamp and a float histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HPoint {
+    /// Timestamp (ms).
+    pub t: i64,
+    /// The histogram.
+    pub h: FloatHistogram,
+}
+
+/// One element of an instant vector: a float value or a native histogram.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstantSample {
     /// Series labels.
     pub labels: Labels,
     /// Evaluation timestamp (ms).
     pub t: i64,
-    /// Value.
+    /// Float value (0 and meaningless when `h` is set).
     pub v: f64,
+    /// The native histogram, when the sample is one.
+    pub h: Option<FloatHistogram>,
 }
 
-/// One series of a range vector (matrix).
+/// One series of a range vector (matrix): float points and histogram points, each in
+/// increasing time order (a timestamp appears in at most one of them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RangeSeries {
     /// Series labels.
     pub labels: Labels,
-    /// Points in increasing time order.
+    /// Float points in increasing time order.
     pub samples: Vec<Sample>,
+    /// Native-histogram points in increasing time order.
+    pub histograms: Vec<HPoint>,
 }
 
 /// The value of an evaluated expression, as in Prometheus's query API.

@@ -263,3 +263,101 @@ async fn name_removal_modes() {
         "{v:?}"
     );
 }
+
+/// A counter histogram with one bucket `(0.5, 1]` holding every observation.
+fn hist(count: f64) -> thanos_model::histogram::FloatHistogram {
+    thanos_model::histogram::FloatHistogram {
+        schema: 0,
+        count,
+        sum: count,
+        positive_spans: vec![thanos_model::histogram::Span::new(0, 1)],
+        positive_buckets: vec![count],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn native_histograms_flow_through_functions_and_aggregations() {
+    let mut s = MemoryStorage::new();
+    let a = Labels::from_pairs([("__name__", "lat"), ("job", "a")]);
+    let b = Labels::from_pairs([("__name__", "lat"), ("job", "b")]);
+    for i in 0..=10 {
+        // One observation per minute; job b resets at minute 5.
+        s.append_histogram(&a, i * 60_000, hist(i as f64)).unwrap();
+        let cb = if i < 5 { i } else { i - 5 };
+        s.append_histogram(&b, i * 60_000, hist(cb as f64)).unwrap();
+    }
+    assert!(
+        s.append(&a, 60_000, 1.0).is_err(),
+        "floats and histograms share one time order"
+    );
+    let engine = Engine::default();
+    let run = |q: &str| futures::executor::block_on(engine.instant_query(&s, q, 600_000)).unwrap();
+
+    // increase over 4 minutes of one-per-minute observations, extrapolated to 5m.
+    let r = run("sum(increase(lat[5m]))");
+    let Value::Vector(v) = &r.value else {
+        panic!("vector expected, got {:?}", r.value)
+    };
+    let h = v[0].h.as_ref().expect("histogram result");
+    assert!((h.count - 10.0).abs() < 1e-9, "{h:?}");
+    assert_eq!(h.positive_buckets.len(), 1);
+
+    assert_eq!(
+        vector(&run("histogram_count(lat)").value),
+        vec![
+            ("{job=\"a\"}".to_string(), 10.0),
+            ("{job=\"b\"}".to_string(), 5.0)
+        ]
+    );
+    // Every observation is in (0.5, 1]: the median interpolates to sqrt(0.5).
+    let q = vector(&run("histogram_quantile(0.5, lat{job=\"a\"})").value);
+    assert!((q[0].1 - 0.5f64.sqrt()).abs() < 1e-12, "{q:?}");
+    assert_eq!(
+        vector(&run("histogram_fraction(0, 1, lat{job=\"b\"})").value)[0].1,
+        1.0
+    );
+
+    // Histograms compared with floats are dropped with an info annotation.
+    let r = run("lat > 1");
+    assert_eq!(vector(&r.value), vec![]);
+    assert_eq!(
+        r.infos,
+        vec![
+            "PromQL info: incompatible sample types encountered for binary operator \">\": histogram > float"
+        ]
+    );
+    // min ignores histograms, with an info annotation.
+    let r = run("min(lat)");
+    assert_eq!(vector(&r.value), vec![]);
+    assert_eq!(
+        r.infos,
+        vec!["PromQL info: ignored histogram in min aggregation"]
+    );
+}
+
+#[test]
+fn mixing_floats_and_histograms_warns() {
+    let mut s = MemoryStorage::new();
+    let m = Labels::from_pairs([("__name__", "m_total")]);
+    s.append(&m, 0, 1.0).unwrap();
+    s.append(&m, 60_000, 2.0).unwrap();
+    s.append_histogram(&m, 120_000, hist(3.0)).unwrap();
+    s.append_histogram(&m, 180_000, hist(4.0)).unwrap();
+    let engine = Engine::default();
+    let r = futures::executor::block_on(engine.instant_query(&s, "rate(m_total[5m])", 180_000))
+        .unwrap();
+    assert_eq!(vector(&r.value), vec![]);
+    assert_eq!(
+        r.warnings,
+        vec![
+            "PromQL warning: encountered a mix of histograms and floats for metric name \"m_total\""
+        ]
+    );
+    // The instant selector returns the newest sample, here a histogram.
+    let r = futures::executor::block_on(engine.instant_query(&s, "m_total", 180_000)).unwrap();
+    let Value::Vector(v) = &r.value else {
+        panic!("vector expected")
+    };
+    assert_eq!(v[0].h.as_ref().map(|h| h.count), Some(4.0));
+}

@@ -8,6 +8,7 @@
 use std::fmt::Write;
 
 use thanos_model::Labels;
+use thanos_model::histogram::FloatHistogram;
 use thanos_promql::Value;
 
 /// Formats a sample value as Prometheus does: `NaN`, `+Inf`, `-Inf`, exponent form for
@@ -69,6 +70,45 @@ pub fn format_float_timestamp(ms: i64) -> String {
     }
 }
 
+/// A native histogram as Prometheus's API writes it: `{"count":"…","sum":"…","buckets":
+/// [[rule,"lower","upper","count"],…]}` with boundary rule 0 = `(lower, upper]` (positive
+/// and custom buckets), 1 = `[lower, upper)` (negative buckets), 3 = `[lower, upper]` (the
+/// zero bucket); empty buckets are left out, and `buckets` when none remains.
+pub fn histogram(h: &FloatHistogram) -> String {
+    let mut out = format!(
+        "{{\"count\":\"{}\",\"sum\":\"{}\"",
+        format_value(h.count),
+        format_value(h.sum)
+    );
+    let mut first = true;
+    for b in h.all_buckets() {
+        if b.count == 0.0 {
+            continue;
+        }
+        out.push_str(if first { ",\"buckets\":[" } else { "," });
+        first = false;
+        let rule = if b.zero {
+            3
+        } else if !h.uses_custom_buckets() && b.upper <= 0.0 {
+            1
+        } else {
+            0
+        };
+        let _ = write!(
+            out,
+            "[{rule},\"{}\",\"{}\",\"{}\"]",
+            format_value(b.lower),
+            format_value(b.upper),
+            format_value(b.count)
+        );
+    }
+    if !first {
+        out.push(']');
+    }
+    out.push('}');
+    out
+}
+
 /// A JSON string literal.
 pub fn string(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
@@ -122,13 +162,26 @@ pub fn query_data(value: &Value) -> String {
                 if i > 0 {
                     out.push(',');
                 }
-                let _ = write!(
-                    out,
-                    "{{\"metric\":{},\"value\":[{},\"{}\"]}}",
-                    labels(&s.labels),
-                    format_timestamp(s.t),
-                    format_value(s.v)
-                );
+                match &s.h {
+                    Some(h) => {
+                        let _ = write!(
+                            out,
+                            "{{\"metric\":{},\"histogram\":[{},{}]}}",
+                            labels(&s.labels),
+                            format_timestamp(s.t),
+                            histogram(h)
+                        );
+                    }
+                    None => {
+                        let _ = write!(
+                            out,
+                            "{{\"metric\":{},\"value\":[{},\"{}\"]}}",
+                            labels(&s.labels),
+                            format_timestamp(s.t),
+                            format_value(s.v)
+                        );
+                    }
+                }
             }
             out.push(']');
         }
@@ -147,6 +200,16 @@ pub fn query_data(value: &Value) -> String {
                         }
                         let _ =
                             write!(out, "[{},\"{}\"]", format_timestamp(p.t), format_value(p.v));
+                    }
+                    out.push(']');
+                }
+                if !s.histograms.is_empty() {
+                    out.push_str(",\"histograms\":[");
+                    for (j, p) in s.histograms.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        let _ = write!(out, "[{},{}]", format_timestamp(p.t), histogram(&p.h));
                     }
                     out.push(']');
                 }
@@ -174,7 +237,8 @@ pub fn limit_annotations(mut items: Vec<String>, kind: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use thanos_model::Sample;
-    use thanos_promql::{InstantSample, RangeSeries};
+    use thanos_model::histogram::Span;
+    use thanos_promql::{HPoint, InstantSample, RangeSeries};
 
     #[test]
     fn values_like_go() {
@@ -238,6 +302,7 @@ mod tests {
             labels: Labels::from_pairs([("__name__", "up"), ("job", "a\"b")]),
             t: 1_700_000_000_500,
             v: f64::NAN,
+            h: None,
         }]);
         assert_eq!(
             query_data(&v),
@@ -247,15 +312,64 @@ mod tests {
             RangeSeries {
                 labels: Labels::empty(),
                 samples: vec![Sample::new(0, 0.0), Sample::new(500, 0.5)],
+                histograms: vec![],
             },
             RangeSeries {
                 labels: Labels::from_pairs([("a", "b")]),
                 samples: vec![],
+                histograms: vec![],
             },
         ]);
         assert_eq!(
             query_data(&m),
             r#"{"resultType":"matrix","result":[{"metric":{},"values":[[0,"0"],[0.500,"0.5"]]},{"metric":{"a":"b"}}]}"#
+        );
+    }
+
+    #[test]
+    fn native_histograms_encode_like_prometheus() {
+        // Schema 0: positive buckets 1 = (1,2] and 2 = (2,4]; negative bucket 0 =
+        // [-1,-0.5); zero bucket [-0.001,0.001]; an empty positive bucket is left out.
+        let h = FloatHistogram {
+            schema: 0,
+            count: 10.0,
+            sum: 12.5,
+            zero_threshold: 0.001,
+            zero_count: 2.0,
+            positive_spans: vec![Span::new(1, 3)],
+            positive_buckets: vec![3.0, 0.0, 4.0],
+            negative_spans: vec![Span::new(0, 1)],
+            negative_buckets: vec![1.0],
+            ..FloatHistogram::default()
+        };
+        let v = Value::Vector(vec![InstantSample {
+            labels: Labels::from_pairs([("__name__", "h")]),
+            t: 1_700_000_000_500,
+            v: 0.0,
+            h: Some(h.clone()),
+        }]);
+        assert_eq!(
+            query_data(&v),
+            r#"{"resultType":"vector","result":[{"metric":{"__name__":"h"},"histogram":[1700000000.500,{"count":"10","sum":"12.5","buckets":[[1,"-1","-0.5","1"],[3,"-0.001","0.001","2"],[0,"1","2","3"],[0,"4","8","4"]]}]}]}"#
+        );
+        let nhcb = FloatHistogram {
+            schema: thanos_model::histogram::CUSTOM_BUCKETS_SCHEMA,
+            count: 3.0,
+            sum: 1e-7,
+            positive_spans: vec![Span::new(0, 2)],
+            positive_buckets: vec![1.0, 2.0],
+            custom_values: vec![0.5],
+            ..FloatHistogram::default()
+        };
+        let empty = FloatHistogram::default();
+        let m = Value::Matrix(vec![RangeSeries {
+            labels: Labels::empty(),
+            samples: vec![Sample::new(0, 1.0)],
+            histograms: vec![HPoint { t: 1000, h: nhcb }, HPoint { t: 2000, h: empty }],
+        }]);
+        assert_eq!(
+            query_data(&m),
+            r#"{"resultType":"matrix","result":[{"metric":{},"values":[[0,"1"]],"histograms":[[1,{"count":"3","sum":"1e-07","buckets":[[0,"-Inf","0.5","1"],[0,"0.5","+Inf","2"]]}],[2,{"count":"0","sum":"0"}]]}]}"#
         );
     }
 

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use thanos_model::chunkenc::float_iterator;
+use thanos_model::chunkenc::{ChunkSample, decode_any};
 use thanos_model::{Matcher, Sample};
-use thanos_promql::{SelectHints, Series, Storage, StorageError};
+use thanos_promql::{HPoint, SelectHints, Series, Storage, StorageError};
 use thanos_proto::thanos::{Aggr, Func, PartialResponseStrategy, QueryHints, Range, SeriesRequest};
 use tokio::time::Instant;
 
@@ -201,7 +201,10 @@ impl Storage for QueryStorage {
             merged
                 .into_iter()
                 .map(|s| decode_series(s, start, end, dedup, counter_adjust))
-                .filter(|r| r.as_ref().map_or(true, |s| !s.samples.is_empty()))
+                .filter(|r| {
+                    r.as_ref()
+                        .map_or(true, |s| !s.samples.is_empty() || !s.histograms.is_empty())
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .await
@@ -211,7 +214,12 @@ impl Storage for QueryStorage {
 }
 
 /// Decodes a merged series into samples inside `[start, end]`, deduplicating overlapping
-/// chunks with `dedup` or chaining them when `None`.
+/// float chunks with `dedup` or chaining them when `None`.
+///
+/// Histogram (StoreAPI type 1) and float-histogram (type 2) chunks decode into the
+/// engine's histogram samples; replicas of those are chained (sorted by time, the first
+/// sample of a timestamp kept) in both modes, since the penalty algorithm is defined
+/// for float counters only.
 pub fn decode_series(
     series: MergedSeries,
     start: i64,
@@ -220,6 +228,7 @@ pub fn decode_series(
     counter_adjust: bool,
 ) -> Result<Series, QueryError> {
     let mut chunks = Vec::with_capacity(series.chunks.len());
+    let mut histograms: Vec<HPoint> = Vec::new();
     for c in &series.chunks {
         let Some(raw) = &c.raw else { continue };
         // StoreAPI chunk encodings are the TSDB values minus one.
@@ -228,27 +237,111 @@ pub fn decode_series(
             labels: series.labels.to_string(),
             source,
         };
-        let mut it = float_iterator(encoding, &raw.data).map_err(chunk_err)?;
+        let mut it = decode_any(encoding, &raw.data).map_err(chunk_err)?;
         let mut samples = Vec::new();
         for s in it.by_ref() {
-            if s.t > end {
+            let t = s.t();
+            if t > end {
                 break;
             }
-            if s.t >= start {
-                samples.push(s);
+            if t < start {
+                continue;
+            }
+            match s {
+                ChunkSample::Float(f) => samples.push(f),
+                ChunkSample::Histogram(t, h) => histograms.push(HPoint { t, h: h.to_float() }),
+                ChunkSample::FloatHistogram(t, h) => histograms.push(HPoint { t, h }),
             }
         }
         if let Some(e) = it.err() {
             return Err(chunk_err(e.clone()));
         }
-        chunks.push((c.min_time, c.max_time, samples));
+        if !samples.is_empty() {
+            chunks.push((c.min_time, c.max_time, samples));
+        }
     }
     let samples: Vec<Sample> = match dedup {
         Some(func) => merge_replicas(func, split_overlapping(chunks), counter_adjust),
         None => crate::dedup::chain(&chunks.into_iter().map(|(_, _, s)| s).collect::<Vec<_>>()),
     };
+    // Stable sort: for equal timestamps the sample of the earliest chunk wins.
+    histograms.sort_by_key(|p| p.t);
+    histograms.dedup_by_key(|p| p.t);
     Ok(Series {
         labels: series.labels,
         samples,
+        histograms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thanos_model::Labels;
+    use thanos_model::chunkenc::XorChunk;
+    use thanos_model::chunkenc::histogram::{AppendOutcome, FloatHistogramChunk};
+    use thanos_model::histogram::{FloatHistogram, Span};
+    use thanos_proto::thanos::{AggrChunk, Chunk};
+
+    fn hist(count: f64) -> FloatHistogram {
+        FloatHistogram {
+            schema: 0,
+            count,
+            sum: count * 2.0,
+            positive_spans: vec![Span::new(0, 1)],
+            positive_buckets: vec![count],
+            ..FloatHistogram::default()
+        }
+    }
+
+    fn chunk(r#type: i32, min_time: i64, max_time: i64, data: Vec<u8>) -> AggrChunk {
+        AggrChunk {
+            min_time,
+            max_time,
+            raw: Some(Chunk {
+                r#type,
+                data: data.into(),
+                ..Chunk::default()
+            }),
+            ..AggrChunk::default()
+        }
+    }
+
+    #[test]
+    fn decodes_float_histogram_chunks_next_to_xor_chunks() {
+        let mut fh = FloatHistogramChunk::new();
+        for (t, c) in [(1000, 1.0), (2000, 2.0), (3000, 3.0)] {
+            let outcome = fh.append(t, &hist(c)).expect("append histogram");
+            assert!(matches!(outcome, AppendOutcome::Appended), "{outcome:?}");
+        }
+        let mut xor = XorChunk::new();
+        xor.append(4000, 7.0);
+        let series = MergedSeries {
+            labels: Labels::from_pairs([("__name__", "h")]),
+            chunks: vec![
+                chunk(2, 1000, 3000, fh.bytes().to_vec()),
+                // The same histogram chunk from a second replica.
+                chunk(2, 1000, 3000, fh.bytes().to_vec()),
+                chunk(0, 4000, 4000, xor.bytes().to_vec()),
+            ],
+        };
+        let s = decode_series(series, 1500, 5000, None, false).expect("decode");
+        assert_eq!(
+            s.histograms.iter().map(|p| p.t).collect::<Vec<_>>(),
+            vec![2000, 3000]
+        );
+        assert_eq!(s.histograms[0].h.count, 2.0);
+        assert_eq!(s.histograms[1].h.positive_buckets, vec![3.0]);
+        assert_eq!(s.samples, vec![Sample::new(4000, 7.0)]);
+    }
+
+    #[test]
+    fn unknown_chunk_encodings_are_errors() {
+        let series = MergedSeries {
+            labels: Labels::from_pairs([("__name__", "x")]),
+            chunks: vec![chunk(9, 0, 0, vec![0, 0])],
+        };
+        let err = decode_series(series, 0, 10, None, false).expect_err("bad encoding");
+        assert!(err.to_string().contains("__name__"), "{err}");
+    }
 }

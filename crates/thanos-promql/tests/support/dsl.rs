@@ -4,16 +4,125 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 use thanos_model::Labels;
+use thanos_model::histogram::{CounterResetHint, FloatHistogram, Span};
 
 /// One value position of a series line.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// A float sample (may be a stale marker).
     Float(f64),
     /// No sample at this position.
     Skip,
-    /// A native histogram sample (not supported by the engine; skipped on load).
-    Histogram,
+    /// A native histogram sample; the flag says whether the counter-reset hint was
+    /// written explicitly (only then is it compared).
+    Histogram(Box<FloatHistogram>, bool),
+}
+
+/// Parses the inside of a `{{…}}` histogram literal.
+pub fn parse_histogram(body: &str) -> Result<(FloatHistogram, bool), String> {
+    let mut h = FloatHistogram::default();
+    let mut explicit_hint = false;
+    let mut offset = 0i32;
+    let mut n_offset = 0i32;
+    let mut rest = body.trim();
+    let list = |v: &str| -> Result<Vec<f64>, String> {
+        v.split_whitespace()
+            .map(|x| parse_number(x).ok_or_else(|| format!("bad number {x:?} in histogram")))
+            .collect()
+    };
+    while !rest.is_empty() {
+        let colon = rest
+            .find(':')
+            .ok_or_else(|| format!("bad histogram field in {body:?}"))?;
+        let key = rest[..colon].trim();
+        let after = rest[colon + 1..].trim_start();
+        let (value, next) = if let Some(inner) = after.strip_prefix('[') {
+            let end = inner.find(']').ok_or("unterminated [ in histogram")?;
+            (&inner[..end], &inner[end + 1..])
+        } else {
+            let end = after.find(char::is_whitespace).unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        rest = next.trim_start();
+        let num = || parse_number(value).ok_or_else(|| format!("bad value {value:?} for {key}"));
+        match key {
+            "schema" => h.schema = value.parse().map_err(|_| format!("bad schema {value:?}"))?,
+            "sum" => h.sum = num()?,
+            "count" => h.count = num()?,
+            "z_bucket" => h.zero_count = num()?,
+            "z_bucket_w" => h.zero_threshold = num()?,
+            "buckets" => h.positive_buckets = list(value)?,
+            "n_buckets" => h.negative_buckets = list(value)?,
+            "offset" => offset = value.parse().map_err(|_| format!("bad offset {value:?}"))?,
+            "n_offset" => {
+                n_offset = value
+                    .parse()
+                    .map_err(|_| format!("bad n_offset {value:?}"))?
+            }
+            "custom_values" => h.custom_values = list(value)?,
+            "counter_reset_hint" => {
+                explicit_hint = true;
+                h.counter_reset_hint = match value {
+                    "unknown" => CounterResetHint::Unknown,
+                    "reset" => CounterResetHint::CounterReset,
+                    "not_reset" => CounterResetHint::NotCounterReset,
+                    "gauge" => CounterResetHint::Gauge,
+                    other => return Err(format!("bad counter_reset_hint {other:?}")),
+                }
+            }
+            other => return Err(format!("unknown histogram field {other:?}")),
+        }
+    }
+    if !h.positive_buckets.is_empty() {
+        h.positive_spans = vec![Span::new(offset, h.positive_buckets.len() as u32)];
+    }
+    if !h.negative_buckets.is_empty() {
+        h.negative_spans = vec![Span::new(n_offset, h.negative_buckets.len() as u32)];
+    }
+    Ok((h, explicit_hint))
+}
+
+/// Expands `{{A}}`, `{{A}}xK`, `{{A}}+{{B}}xK` and `{{A}}-{{B}}xK`.
+fn parse_histogram_item(tok: &str, out: &mut Vec<Item>) -> Result<(), String> {
+    let end_a = tok
+        .find("}}")
+        .ok_or_else(|| format!("bad histogram {tok}"))?;
+    let (a, hint) = parse_histogram(&tok[2..end_a])?;
+    let rest = &tok[end_a + 2..];
+    if rest.is_empty() {
+        out.push(Item::Histogram(Box::new(a), hint));
+        return Ok(());
+    }
+    if let Some(k) = rest.strip_prefix('x') {
+        let k: usize = k.parse().map_err(|_| format!("bad item {tok}"))?;
+        out.extend(std::iter::repeat_n(
+            Item::Histogram(Box::new(a), hint),
+            k + 1,
+        ));
+        return Ok(());
+    }
+    let sign = rest.as_bytes()[0];
+    let inner = rest[1..]
+        .strip_prefix("{{")
+        .ok_or_else(|| format!("bad item {tok}"))?;
+    let end_b = inner.find("}}").ok_or_else(|| format!("bad item {tok}"))?;
+    let (b, _) = parse_histogram(&inner[..end_b])?;
+    let k: usize = inner[end_b + 2..]
+        .strip_prefix('x')
+        .and_then(|k| k.parse().ok())
+        .ok_or_else(|| format!("bad item {tok}"))?;
+    let mut cur = a;
+    out.push(Item::Histogram(Box::new(cur.clone()), hint));
+    for _ in 0..k {
+        let r = if sign == b'+' {
+            cur.add(&b)
+        } else {
+            cur.sub(&b)
+        };
+        r.map_err(|e| format!("{tok}: {e}"))?;
+        out.push(Item::Histogram(Box::new(cur.clone()), hint));
+    }
+    Ok(())
 }
 
 /// A series line: labels and expanded values.
@@ -79,6 +188,8 @@ pub enum Command {
     Load {
         interval: i64,
         series: Vec<SeriesLine>,
+        /// `load_with_nhcb`: classic histograms also become custom-bucket histograms.
+        nhcb: bool,
     },
     Eval(Box<Eval>),
 }
@@ -329,16 +440,7 @@ pub fn parse_values(s: &str) -> Result<Vec<Item>, String> {
             continue;
         }
         if tok.starts_with("{{") {
-            let times = match tok.rfind("}}x") {
-                Some(p) => {
-                    tok[p + 3..]
-                        .parse::<usize>()
-                        .map_err(|_| format!("bad item {tok}"))?
-                        + 1
-                }
-                None => 1,
-            };
-            out.extend(std::iter::repeat_n(Item::Histogram, times));
+            parse_histogram_item(&tok, &mut out)?;
             continue;
         }
         let repeat = tok.rfind('x').filter(|&p| {
@@ -589,7 +691,11 @@ pub fn parse_script(text: &str) -> Result<Vec<Command>, String> {
                 series.retain(|s: &SeriesLine| s.labels != labels);
                 series.push(SeriesLine { labels, items });
             }
-            cmds.push(Command::Load { interval, series });
+            cmds.push(Command::Load {
+                interval,
+                series,
+                nhcb: first == "load_with_nhcb",
+            });
         } else if first.starts_with("eval") {
             cmds.push(Command::Eval(Box::new(parse_eval(block)?)));
         } else {
