@@ -12,7 +12,7 @@ use prometheus::Registry;
 use thanos_proto::thanos::info::info_server::InfoServer;
 use thanos_proto::thanos::store_server::StoreServer;
 use thanos_server::{GrpcServer, HttpServer, Prober, RunGroup, shutdown_signal};
-use thanos_store::{BucketStore, BucketStoreOptions, FilterOptions, Limits};
+use thanos_store::{BucketStore, BucketStoreOptions, FilterOptions, IndexCacheConfig, Limits};
 use tokio_util::sync::CancellationToken;
 
 use crate::flags::objstore::read_pair;
@@ -43,14 +43,61 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Reads `--<name>-file` or `--<name>` (file wins; empty values count as not given).
+fn read_config_flag(
+    name: &str,
+    file: Option<&std::path::Path>,
+    inline: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    if let Some(path) = file.filter(|path| !path.as_os_str().is_empty()) {
+        let content = std::fs::read_to_string(path)
+            .with_context(|| format!("read --{name}-file {}", path.display()))?;
+        return Ok(Some(content));
+    }
+    Ok(inline.filter(|text| !text.is_empty()).map(str::to_owned))
+}
+
+/// The selector relabel rules of `--selector.relabel-config(-file)` (empty when unset).
+fn selector_relabel(
+    flags: &StoreFlags,
+) -> anyhow::Result<Vec<thanos_store::relabel::RelabelConfig>> {
+    let Some(text) = read_config_flag(
+        "selector.relabel-config",
+        flags.selector_relabel_config_file.as_deref(),
+        flags.selector_relabel_config.as_deref(),
+    )?
+    else {
+        return Ok(Vec::new());
+    };
+    thanos_store::relabel::parse_yaml(&text)
+        .context("invalid --selector.relabel-config-file / --selector.relabel-config")
+}
+
+/// The index cache of `--index-cache.config(-file)`, else an IN-MEMORY cache of
+/// `--index-cache-size` bytes.
+fn index_cache(flags: &StoreFlags) -> anyhow::Result<IndexCacheConfig> {
+    match read_config_flag(
+        "index-cache.config",
+        flags.index_cache_config_file.as_deref(),
+        flags.index_cache_config.as_deref(),
+    )? {
+        Some(text) => IndexCacheConfig::from_yaml(&text)
+            .context("invalid --index-cache.config-file / --index-cache.config"),
+        None => Ok(IndexCacheConfig::with_size(flags.index_cache_size)),
+    }
+}
+
 /// Maps the flags onto [`BucketStoreOptions`]. Relative `--min-time`/`--max-time` are
-/// resolved against `now_ms` once.
+/// resolved against `now_ms` once; the relabel and index cache configs are read and
+/// validated.
 pub fn bucket_store_options(flags: &StoreFlags, now_ms: i64) -> anyhow::Result<BucketStoreOptions> {
     let min_time = flags.min_time.resolve(now_ms);
     let max_time = flags.max_time.resolve(now_ms);
     if min_time > max_time {
         bail!("invalid argument: --min-time can't be greater than --max-time");
     }
+    let relabel = selector_relabel(flags)?;
+    let index_cache = index_cache(flags)?;
     // The deprecated --store.grpc.* limits apply when the newer --store.limits.* are unset.
     let series = if flags.limits.request_series > 0 {
         flags.limits.request_series
@@ -71,9 +118,10 @@ pub fn bucket_store_options(flags: &StoreFlags, now_ms: i64) -> anyhow::Result<B
             consistency_delay: flags.consistency_delay,
             ignore_deletion_marks_delay: flags.ignore_deletion_marks_delay,
             meta_fetch_concurrency: usize_of(flags.block_meta_fetch_concurrency).max(1),
+            relabel,
         },
         block_sync_concurrency: usize_of(flags.block_sync_concurrency).max(1),
-        index_cache_size: flags.index_cache_size,
+        index_cache,
         limits: Limits {
             series,
             samples,
@@ -97,21 +145,9 @@ fn usize_of(value: u32) -> usize {
     usize::try_from(value).unwrap_or(usize::MAX)
 }
 
-/// Validates the config-file flags that are accepted but not implemented: warns when
-/// ignoring them only costs performance or UI, fails when ignoring them would change
-/// which data is served.
+/// Warns about the flags that are accepted but not implemented (ignoring them only costs
+/// performance or UI; none changes which data is served).
 fn check_unimplemented(flags: &StoreFlags) -> anyhow::Result<()> {
-    let relabel = read_pair(
-        "selector.relabel",
-        flags.selector_relabel_config_file.as_deref(),
-        flags.selector_relabel_config.as_deref(),
-    )?;
-    if relabel.is_some_and(|text| !text.trim().is_empty()) {
-        bail!(
-            "--selector.relabel-config(-file) is not supported: blocks would not be filtered \
-             and this store would serve data it is meant to exclude"
-        );
-    }
     let parquet = read_pair(
         "objstore-parquet",
         flags.objstore_parquet_config_file.as_deref(),
@@ -124,11 +160,6 @@ fn check_unimplemented(flags: &StoreFlags) -> anyhow::Result<()> {
         );
     }
     for (name, file, inline) in [
-        (
-            "index-cache",
-            flags.index_cache_config_file.as_deref(),
-            flags.index_cache_config.as_deref(),
-        ),
         (
             "store.caching-bucket",
             flags.store_caching_bucket_config_file.as_deref(),
@@ -143,8 +174,7 @@ fn check_unimplemented(flags: &StoreFlags) -> anyhow::Result<()> {
         if read_pair(name, file, inline)?.is_some() {
             tracing::warn!(
                 flag = %format!("--{name}.config"),
-                "accepted but not implemented; ignored (the in-memory index cache sized by \
-                 --index-cache-size is used)"
+                "accepted but not implemented; ignored"
             );
         }
     }
@@ -350,7 +380,8 @@ mod tests {
         );
         assert_eq!(options.filters.meta_fetch_concurrency, 5);
         assert_eq!(options.block_sync_concurrency, 3);
-        assert_eq!(options.index_cache_size, 1 << 20);
+        assert_eq!(options.index_cache, IndexCacheConfig::with_size(1 << 20));
+        assert!(options.filters.relabel.is_empty());
         assert_eq!(
             options.limits,
             Limits {
@@ -391,15 +422,78 @@ mod tests {
     }
 
     #[test]
-    fn selector_relabel_is_an_error() {
-        let err = check_unimplemented(&flags(&[
-            "--selector.relabel-config=- action: drop\n  source_labels: [a]",
-        ]))
+    fn selector_relabel_config_is_parsed() {
+        let options = bucket_store_options(
+            &flags(&[
+                "--selector.relabel-config=- action: hashmod\n  source_labels: [__block_id]\n  target_label: shard\n  modulus: 2\n- action: keep\n  source_labels: [shard]\n  regex: 1",
+            ]),
+            0,
+        )
+        .unwrap();
+        assert_eq!(options.filters.relabel.len(), 2);
+        assert_eq!(options.filters.relabel[0].modulus, 2);
+        let err = bucket_store_options(
+            &flags(&["--selector.relabel-config=- action: hashmod\n  target_label: x"]),
+            0,
+        )
         .unwrap_err();
-        assert!(
-            err.to_string().contains("--selector.relabel-config"),
-            "{err}"
+        let msg = format!("{err:#}");
+        assert!(msg.contains("--selector.relabel-config"), "{msg}");
+        assert!(msg.contains("modulus"), "{msg}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("relabel.yaml");
+        std::fs::write(
+            &file,
+            "- action: keep\n  source_labels: [region]\n  regex: eu\n",
+        )
+        .unwrap();
+        let arg = format!("--selector.relabel-config-file={}", file.display());
+        let options = bucket_store_options(&flags(&[&arg]), 0).unwrap();
+        assert_eq!(options.filters.relabel.len(), 1);
+        let missing = format!(
+            "--selector.relabel-config-file={}",
+            dir.path().join("nope").display()
         );
+        let err = bucket_store_options(&flags(&[&missing]), 0).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("--selector.relabel-config-file"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn index_cache_config_is_parsed() {
+        let options = bucket_store_options(
+            &flags(&[
+                "--index-cache-size=1MB",
+                "--index-cache.config=type: IN-MEMORY\nconfig:\n  max_size: 64MB\n  max_item_size: 1MB\n  enabled_items: [Postings]",
+            ]),
+            0,
+        )
+        .unwrap();
+        assert_eq!(options.index_cache.max_size, 64 << 20);
+        assert_eq!(options.index_cache.max_item_size, 1 << 20);
+        assert_eq!(
+            options.index_cache.enabled_items,
+            vec![thanos_store::ItemType::Postings]
+        );
+        for (yaml, needle) in [
+            (
+                "type: MEMCACHED\nconfig:\n  addresses: [localhost:11211]",
+                "MEMCACHED is not supported",
+            ),
+            (
+                "type: REDIS\nconfig:\n  addr: localhost:6379",
+                "REDIS is not supported",
+            ),
+            ("type: IN-MEMORY\nconfig:\n  max_size: lots", "max_size"),
+        ] {
+            let arg = format!("--index-cache.config={yaml}");
+            let err = bucket_store_options(&flags(&[&arg]), 0).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains(needle), "{msg}");
+            assert!(msg.contains("--index-cache.config"), "{msg}");
+        }
         check_unimplemented(&flags(&["--index-cache.config=type: IN-MEMORY"])).unwrap();
     }
 }

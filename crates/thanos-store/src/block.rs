@@ -19,7 +19,7 @@ use thanos_tsdb::index::{decode_series_entry, intersect, merge, without};
 use thanos_tsdb::index_header::{INDEX_HEADER_FILENAME, IndexHeader, build_index_header};
 use ulid::Ulid;
 
-use crate::cache::PostingsCache;
+use crate::cache::IndexCache;
 use crate::error::{Error, Result};
 use crate::limits::QueryLimiter;
 
@@ -318,14 +318,14 @@ impl BucketBlock {
     async fn fetch_postings(
         &self,
         keys: &[(String, String)],
-        cache: &PostingsCache,
+        cache: &IndexCache,
         limiter: &QueryLimiter,
     ) -> Result<HashMap<(String, String), Arc<Vec<SeriesRef>>>> {
         let id = self.id();
         let mut out = HashMap::with_capacity(keys.len());
         let mut missing: Vec<(Range<u64>, &(String, String))> = Vec::new();
         for k in keys {
-            if let Some(p) = cache.get(id, &k.0, &k.1) {
+            if let Some(p) = cache.get_postings(id, &k.0, &k.1) {
                 out.insert(k.clone(), p);
                 continue;
             }
@@ -349,7 +349,7 @@ impl BucketBlock {
             let list =
                 decode_postings_list(&buf, range.start).map_err(|e| corrupt(id, "index", &e))?;
             let list = Arc::new(list);
-            cache.put(id, &key.0, &key.1, Arc::clone(&list));
+            cache.put_postings(id, &key.0, &key.1, Arc::clone(&list));
             out.insert(key.clone(), list);
         }
         Ok(out)
@@ -360,7 +360,7 @@ impl BucketBlock {
     pub(crate) async fn expand_postings(
         &self,
         matchers: &[Matcher],
-        cache: &PostingsCache,
+        cache: &IndexCache,
         limiter: &QueryLimiter,
     ) -> Result<Vec<SeriesRef>> {
         let id = self.id();
@@ -432,13 +432,43 @@ impl BucketBlock {
         Ok(out)
     }
 
-    /// Fetches and decodes the series entries of `refs` (sorted ascending), with labels
-    /// resolved through the index-header.
+    /// Fetches (or takes from the index cache) and decodes the series entries of `refs`
+    /// (sorted ascending), with labels resolved through the index-header.
     pub(crate) async fn load_series(
         &self,
         refs: &[SeriesRef],
+        cache: &IndexCache,
         limiter: &QueryLimiter,
     ) -> Result<Vec<(Labels, SeriesEntry)>> {
+        let id = self.id();
+        let mut raw: Vec<Option<Bytes>> = cache.get_series_many(id, refs);
+        let missing: Vec<usize> = (0..refs.len()).filter(|&i| raw[i].is_none()).collect();
+        if !missing.is_empty() {
+            let wanted: Vec<SeriesRef> = missing.iter().map(|&i| refs[i]).collect();
+            let fetched = self.fetch_series(&wanted, limiter).await?;
+            cache.put_series_many(id, wanted.iter().copied().zip(fetched.iter().cloned()));
+            for (&i, entry) in missing.iter().zip(fetched) {
+                raw[i] = Some(entry);
+            }
+        }
+        let mut out = Vec::with_capacity(refs.len());
+        for (&r, entry) in refs.iter().zip(raw) {
+            let offset = r.saturating_mul(SERIES_ALIGNMENT);
+            let entry = entry.unwrap_or_default();
+            let entry =
+                decode_series_entry(&entry, offset).map_err(|e| corrupt(id, "index", &e))?;
+            let labels = self
+                .header
+                .resolve_labels(&entry)
+                .map_err(|source| Error::Block { block: id, source })?;
+            out.push((labels, entry));
+        }
+        Ok(out)
+    }
+
+    /// Fetches the raw series entries of `refs` (sorted ascending) from the index by
+    /// ranged reads: each exactly its encoded length (`uvarint` length, body, CRC32).
+    async fn fetch_series(&self, refs: &[SeriesRef], limiter: &QueryLimiter) -> Result<Vec<Bytes>> {
         let id = self.id();
         let est = self.series_estimate();
         let ranges: Vec<Range<u64>> = refs
@@ -493,19 +523,17 @@ impl BucketBlock {
                 bufs[i] = b;
             }
         }
-        let mut out = Vec::with_capacity(refs.len());
-        for ((range, buf), need) in ranges.iter().zip(&bufs).zip(needs) {
-            let n = buf.len().min(usize::try_from(need).unwrap_or(usize::MAX));
-            self.observed_series.fetch_max(need, Ordering::Relaxed);
-            let entry = decode_series_entry(&buf[..n], range.start)
-                .map_err(|e| corrupt(id, "index", &e))?;
-            let labels = self
-                .header
-                .resolve_labels(&entry)
-                .map_err(|source| Error::Block { block: id, source })?;
-            out.push((labels, entry));
-        }
-        Ok(out)
+        Ok(bufs
+            .into_iter()
+            .zip(needs)
+            .map(|(buf, need)| {
+                let n = buf.len().min(usize::try_from(need).unwrap_or(usize::MAX));
+                self.observed_series.fetch_max(need, Ordering::Relaxed);
+                // A copy, so that a cached entry does not keep its whole read buffer
+                // alive (the cache accounts for the entry's own size only).
+                Bytes::copy_from_slice(&buf[..n])
+            })
+            .collect())
     }
 
     /// Fetches the chunk records of `refs` (deduplicated by the caller or not); returns

@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
+use thanos_model::Labels;
+use thanos_model::relabel::{self, RelabelConfig};
 use thanos_objstore::{Bucket, Path};
 use thanos_tsdb::BlockMeta;
 use ulid::Ulid;
@@ -25,6 +27,9 @@ pub const META_FILENAME: &str = "meta.json";
 pub const DELETION_MARK_FILENAME: &str = "deletion-mark.json";
 /// No-compact marker file name.
 pub const NO_COMPACT_MARK_FILENAME: &str = "no-compact-mark.json";
+
+/// Label carrying the block's ULID during selector relabelling (Thanos's `__block_id`).
+pub const BLOCK_ID_LABEL: &str = "__block_id";
 
 /// Sources whose blocks are exempt from the consistency delay (their blocks are uploaded
 /// only once complete and consistent).
@@ -45,6 +50,10 @@ pub struct FilterOptions {
     pub ignore_deletion_marks_delay: Duration,
     /// Parallel per-block meta fetches (`--block-meta-fetch-concurrency`).
     pub meta_fetch_concurrency: usize,
+    /// `--selector.relabel-config`: applied to each block's external labels plus
+    /// `__block_id` (its ULID); a block whose result is dropped or empty is not loaded
+    /// (sync state `label-excluded`). Empty: every block passes.
+    pub relabel: Vec<RelabelConfig>,
 }
 
 impl Default for FilterOptions {
@@ -55,6 +64,7 @@ impl Default for FilterOptions {
             consistency_delay: Duration::ZERO,
             ignore_deletion_marks_delay: Duration::from_secs(24 * 3600),
             meta_fetch_concurrency: 32,
+            relabel: Vec::new(),
         }
     }
 }
@@ -179,6 +189,10 @@ async fn inspect_block(
     if meta.max_time < opts.min_time || meta.min_time > opts.max_time {
         return Ok(Outcome::Drop("time-excluded"));
     }
+    if !selected_by_relabel(&meta, &opts.relabel) {
+        tracing::debug!(block = %id, "block excluded by the selector relabel config");
+        return Ok(Outcome::Drop("label-excluded"));
+    }
     let source = meta
         .thanos
         .as_ref()
@@ -217,6 +231,23 @@ async fn inspect_block(
         }
     }
     Ok(Outcome::Keep(Box::new(meta), has(NO_COMPACT_MARK_FILENAME)))
+}
+
+/// Thanos's label-shard filter: relabels the block's external labels plus `__block_id`;
+/// the block is selected unless the result is dropped or empty.
+pub fn selected_by_relabel(meta: &BlockMeta, configs: &[RelabelConfig]) -> bool {
+    if configs.is_empty() {
+        return true;
+    }
+    let ulid = meta.ulid.to_string();
+    let ext = meta.thanos.as_ref().map(|t| &t.labels);
+    let labels = Labels::from_pairs(
+        ext.into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([(BLOCK_ID_LABEL, ulid.as_str())]),
+    );
+    relabel::process(&labels, configs).is_some_and(|l| !l.is_empty())
 }
 
 /// Discovers the blocks of `bucket` and filters them. `known` holds metas already loaded
@@ -316,6 +347,27 @@ mod tests {
             ..ThanosMeta::default()
         });
         (ulid, m)
+    }
+
+    #[test]
+    fn relabel_selects_on_external_labels_and_block_id() {
+        let (_, m) = meta(1, &[1], "eu");
+        let keep_eu =
+            relabel::parse_yaml("- source_labels: [region]\n  regex: eu\n  action: keep").unwrap();
+        assert!(selected_by_relabel(&m, &keep_eu));
+        let (_, us) = meta(2, &[2], "us");
+        assert!(!selected_by_relabel(&us, &keep_eu));
+        let by_id = relabel::parse_yaml(&format!(
+            "- source_labels: [__block_id]\n  regex: '{}'\n  action: drop",
+            m.ulid
+        ))
+        .unwrap();
+        assert!(!selected_by_relabel(&m, &by_id));
+        assert!(selected_by_relabel(&us, &by_id));
+        // Dropping every label leaves an empty set: excluded, as in Thanos.
+        let all = relabel::parse_yaml("- regex: '.*'\n  action: labeldrop").unwrap();
+        assert!(!selected_by_relabel(&m, &all));
+        assert!(selected_by_relabel(&m, &[]));
     }
 
     #[test]

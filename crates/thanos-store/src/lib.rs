@@ -18,7 +18,13 @@
 //! downloaded-bytes limits are checked *before* the corresponding data is fetched,
 //! failing the call with gRPC `ResourceExhausted`. Only the index-header's symbol table
 //! and a sample of its postings offset table stay resident per block (the file itself is
-//! memory-mapped). Postings lists are cached in a size-bounded LRU.
+//! memory-mapped). Postings lists and series entries are cached in a size-bounded LRU,
+//! the IN-MEMORY index cache configured like Thanos's `--index-cache.config`
+//! ([`IndexCacheConfig`]; `MEMCACHED` and `REDIS` are refused, not emulated).
+//!
+//! Blocks can be sharded across gateways with `--selector.relabel-config`
+//! ([`FilterOptions::relabel`]): the rules see each block's external labels plus
+//! `__block_id`, and blocks they drop are neither loaded nor queried.
 
 mod block;
 mod cache;
@@ -29,13 +35,19 @@ mod limits;
 mod metrics;
 mod store;
 
-pub use cache::PostingsCache;
+pub use cache::{
+    DEFAULT_MAX_ITEM_SIZE, DEFAULT_MAX_SIZE, IndexCache, IndexCacheConfig, IndexCacheConfigError,
+    ItemType,
+};
 pub use error::{Error, Result};
 pub use fetcher::{
-    DELETION_MARK_FILENAME, FetchResult, FilterOptions, META_FILENAME, NO_COMPACT_MARK_FILENAME,
-    fetch_metas,
+    BLOCK_ID_LABEL, DELETION_MARK_FILENAME, FetchResult, FilterOptions, META_FILENAME,
+    NO_COMPACT_MARK_FILENAME, fetch_metas, selected_by_relabel,
 };
 pub use grpc::SeriesStream;
 pub use limits::{Limits, MAX_SAMPLES_PER_CHUNK};
 pub use metrics::SYNC_STATES;
 pub use store::{BucketStore, BucketStoreOptions, LoadedBlock, SyncSummary};
+/// Prometheus relabelling, used by `--selector.relabel-config` (re-exported from
+/// `thanos_model`).
+pub use thanos_model::relabel;

@@ -24,7 +24,7 @@ use tokio::sync::{Mutex as AsyncMutex, Semaphore, mpsc};
 use ulid::Ulid;
 
 use crate::block::{BucketBlock, RESOLUTIONS, ReadConfig};
-use crate::cache::PostingsCache;
+use crate::cache::{IndexCache, IndexCacheConfig};
 use crate::error::{Error, Result};
 use crate::fetcher::{FilterOptions, fetch_metas};
 use crate::limits::{Limits, QueryLimiter};
@@ -41,8 +41,8 @@ pub struct BucketStoreOptions {
     pub filters: FilterOptions,
     /// `--block-sync-concurrency`: parallel block loads.
     pub block_sync_concurrency: usize,
-    /// `--index-cache-size` in bytes (in-memory postings cache).
-    pub index_cache_size: u64,
+    /// The in-memory index cache (`--index-cache.config`, else `--index-cache-size`).
+    pub index_cache: IndexCacheConfig,
     /// `--store.grpc.{touched-series,series-sample,downloaded-bytes}-limit`.
     pub limits: Limits,
     /// `--store.grpc.series-max-concurrency`: concurrent Series calls (others wait).
@@ -68,7 +68,7 @@ impl Default for BucketStoreOptions {
             data_dir: PathBuf::from("./data"),
             filters: FilterOptions::default(),
             block_sync_concurrency: 20,
-            index_cache_size: 250 * 1024 * 1024,
+            index_cache: IndexCacheConfig::default(),
             limits: Limits::default(),
             series_max_concurrency: 20,
             postings_offsets_in_mem_sampling: 32,
@@ -115,7 +115,7 @@ struct Inner {
     opts: BucketStoreOptions,
     read_cfg: ReadConfig,
     blocks: RwLock<BTreeMap<Ulid, Arc<BucketBlock>>>,
-    cache: PostingsCache,
+    cache: IndexCache,
     metrics: StoreMetrics,
     gate: Arc<Semaphore>,
     ready: AtomicBool,
@@ -327,7 +327,7 @@ impl BucketStore {
     /// block is loaded until [`BucketStore::sync`] runs.
     pub fn new(bucket: Bucket, options: BucketStoreOptions, registry: &Registry) -> Result<Self> {
         let metrics = StoreMetrics::new(registry)?;
-        let cache = PostingsCache::new(options.index_cache_size, registry)?;
+        let cache = IndexCache::new(options.index_cache.clone(), registry)?;
         let read_cfg = ReadConfig {
             postings_sampling: options.postings_offsets_in_mem_sampling,
             est_series_size: options.estimated_max_series_size.max(16),
@@ -569,7 +569,7 @@ impl BucketStore {
         let batch_size = self.inner.opts.series_batch_size.max(1);
         let mut kept: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
         for batch in refs.chunks(batch_size) {
-            for (labels, entry) in block.load_series(batch, limiter).await? {
+            for (labels, entry) in block.load_series(batch, &self.inner.cache, limiter).await? {
                 let chunks: Vec<ChunkMeta> = entry
                     .chunks
                     .into_iter()
@@ -763,7 +763,7 @@ impl BucketStore {
         for batch in refs.chunks(self.inner.opts.series_batch_size.max(1)) {
             out.extend(
                 block
-                    .load_series(batch, limiter)
+                    .load_series(batch, &self.inner.cache, limiter)
                     .await?
                     .into_iter()
                     .map(|(l, _)| l),
