@@ -1,15 +1,18 @@
 //! `thanos query`: the querier process (components.md §5).
 //!
-//! Maps the flags onto [`QuerierOptions`], serves the Prometheus HTTP API under the route
-//! prefix (probes and `/metrics` at the root), Store (proxy), Info and health over gRPC,
-//! polls the endpoints, and shuts down in order on SIGTERM/SIGINT. Like Thanos, the
-//! querier is ready as soon as its servers are listening.
+//! Maps the flags onto [`QuerierOptions`], serves the Prometheus HTTP API and the web UI
+//! under the route prefix (probes and `/metrics` at the root; `/` redirects to the UI),
+//! Store (proxy), Info and health over gRPC, polls the endpoints (re-resolving DNS specs
+//! and re-reading `--endpoint.sd-config-file` on every refresh), and shuts down in order
+//! on SIGTERM/SIGINT. Like Thanos, the querier is ready as soon as its servers are
+//! listening.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use prometheus::Registry;
+use thanos_query::sd::SdSource;
 use thanos_query::{DedupFunc, Querier, QuerierOptions, QueryLimits};
 use thanos_server::{GrpcServer, HttpServer, Prober, RunGroup, shutdown_signal};
 
@@ -25,12 +28,15 @@ pub fn run(flags: &QueryFlags) -> anyhow::Result<()> {
     let http = flags.http.options("http")?;
     let grpc = flags.grpc.options()?;
     let options = querier_options(flags)?;
-    let prefix = route_prefix(&flags.web_route_prefix, &flags.web_external_prefix);
+    let prefixes = Prefixes {
+        route: route_prefix(&flags.web_route_prefix, &flags.web_external_prefix),
+        link: link_prefix(&flags.web_route_prefix, &flags.web_external_prefix),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    runtime.block_on(serve(options, prefix, http, grpc))
+    runtime.block_on(serve(options, prefixes, http, grpc))
 }
 
 /// Maps the flags onto [`QuerierOptions`]; fails on flags whose silent omission would
@@ -46,14 +52,7 @@ pub fn querier_options(flags: &QueryFlags) -> anyhow::Result<QuerierOptions> {
         );
         endpoints.extend(flags.endpoint_strict.iter().cloned());
     }
-    for endpoint in &endpoints {
-        if endpoint.starts_with("dnssrv+") || endpoint.starts_with("dnssrvnoa+") {
-            bail!(
-                "--endpoint={endpoint}: dnssrv+ and dnssrvnoa+ discovery are not supported; \
-                 use host:port or dns+host:port"
-            );
-        }
-    }
+    let endpoint_sd = sd_source(flags);
     let dedup_func: DedupFunc = flags
         .deduplication_func
         .parse()
@@ -85,6 +84,7 @@ pub fn querier_options(flags: &QueryFlags) -> anyhow::Result<QuerierOptions> {
     engine.delayed_name_removal = features.contains(&FEATURE_DELAYED_NAME_REMOVAL);
     Ok(QuerierOptions {
         endpoints,
+        endpoint_sd,
         replica_labels: flags
             .query_replica_label
             .iter()
@@ -114,6 +114,23 @@ pub fn querier_options(flags: &QueryFlags) -> anyhow::Result<QuerierOptions> {
     })
 }
 
+/// `--endpoint.sd-config-file` (re-read on every endpoint refresh) or the inline
+/// `--endpoint.sd-config`; empty values count as unset.
+fn sd_source(flags: &QueryFlags) -> Option<SdSource> {
+    if let Some(path) = flags
+        .endpoint_sd_config_file
+        .as_ref()
+        .filter(|path| !path.as_os_str().is_empty())
+    {
+        return Some(SdSource::File(path.clone()));
+    }
+    flags
+        .endpoint_sd_config
+        .as_ref()
+        .filter(|text| !text.trim().is_empty())
+        .map(|text| SdSource::Inline(text.clone()))
+}
+
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
@@ -138,20 +155,27 @@ pub fn route_prefix(route_prefix: &str, external_prefix: &str) -> String {
     }
 }
 
+/// The path the UI's links and API calls start with: the path of
+/// `--web.external-prefix` when set (a proxy may rewrite paths), else the route prefix.
+pub fn link_prefix(route_prefix_flag: &str, external_prefix: &str) -> String {
+    if external_prefix.is_empty() {
+        route_prefix(route_prefix_flag, "")
+    } else {
+        route_prefix("", external_prefix)
+    }
+}
+
+/// Where the HTTP routes are served and where the browser reaches them.
+#[derive(Debug, Clone)]
+struct Prefixes {
+    /// `--web.route-prefix` (or the external prefix's path).
+    route: String,
+    /// What UI links start with.
+    link: String,
+}
+
 /// Flags whose omission would change results or hide data: rejected.
 fn check_unsupported(flags: &QueryFlags) -> anyhow::Result<()> {
-    if read_pair(
-        "endpoint.sd",
-        flags.endpoint_sd_config_file.as_deref(),
-        flags.endpoint_sd_config.as_deref(),
-    )?
-    .is_some()
-    {
-        bail!(
-            "--endpoint.sd-config(-file) is not supported: its endpoints would not be queried; \
-             list them with --endpoint"
-        );
-    }
     if !flags.store_sd_files.is_empty() {
         bail!(
             "--store.sd-files is not supported: its endpoints would not be queried; \
@@ -246,7 +270,7 @@ fn warn_ignored(flags: &QueryFlags) {
 
 async fn serve(
     options: QuerierOptions,
-    prefix: String,
+    prefixes: Prefixes,
     http: thanos_server::HttpServerOptions,
     grpc: thanos_server::GrpcServerOptions,
 ) -> anyhow::Result<()> {
@@ -255,15 +279,16 @@ async fn serve(
     tracing::info!(
         endpoints = ?options.endpoints,
         replica_labels = ?options.replica_labels,
-        route_prefix = %prefix,
+        endpoint_sd = ?options.endpoint_sd,
+        route_prefix = %prefixes.route,
         "starting querier"
     );
     let querier = Arc::new(Querier::new(options, &registry).context("create the querier")?);
-    let api = if prefix.is_empty() {
-        querier.router()
-    } else {
-        axum::Router::new().nest(&prefix, querier.router())
-    };
+    let api = thanos_query::ui::nest_under(
+        &prefixes.route,
+        &prefixes.link,
+        querier.router_with_ui(&prefixes.link),
+    );
     let http_server = HttpServer::bind(http, prober.clone(), registry.clone(), api)
         .await
         .context("start the HTTP server")?;
@@ -350,10 +375,32 @@ mod tests {
     }
 
     #[test]
+    fn dns_and_sd_config_are_accepted() {
+        let options = querier_options(&flags(&[
+            "--endpoint=dnssrv+_grpc._tcp.store",
+            "--endpoint=dnssrvnoa+_grpc._tcp.store",
+            "--endpoint.sd-config=endpoints: [{address: a:1}]",
+        ]))
+        .unwrap();
+        assert_eq!(
+            options.endpoints,
+            ["dnssrv+_grpc._tcp.store", "dnssrvnoa+_grpc._tcp.store"]
+        );
+        assert_eq!(
+            options.endpoint_sd,
+            Some(SdSource::Inline("endpoints: [{address: a:1}]".into()))
+        );
+        let options = querier_options(&flags(&["--endpoint.sd-config-file=/etc/sd.yaml"])).unwrap();
+        assert_eq!(
+            options.endpoint_sd,
+            Some(SdSource::File("/etc/sd.yaml".into()))
+        );
+        assert_eq!(querier_options(&flags(&[])).unwrap().endpoint_sd, None);
+    }
+
+    #[test]
     fn unsupported_discovery_is_rejected() {
         for args in [
-            &["--endpoint=dnssrv+_grpc._tcp.store"][..],
-            &["--endpoint.sd-config=- targets: [a:1]"][..],
             &["--store.sd-files=/tmp/sd.json"][..],
             &["--query.enforce-tenancy"][..],
         ] {
@@ -371,5 +418,13 @@ mod tests {
         assert_eq!(route_prefix("", "http://proxy:9090/q/"), "/q");
         assert_eq!(route_prefix("", "/ext"), "/ext");
         assert_eq!(route_prefix("/r", "/ext"), "/r");
+    }
+
+    #[test]
+    fn links_use_the_external_prefix() {
+        assert_eq!(link_prefix("", ""), "");
+        assert_eq!(link_prefix("/r/", ""), "/r");
+        assert_eq!(link_prefix("/r", "http://proxy:9090/ext/"), "/ext");
+        assert_eq!(link_prefix("", "/ext"), "/ext");
     }
 }

@@ -3,8 +3,15 @@
 //! Routes (relative to the router root, nest under `--web.route-prefix` as needed):
 //! `/api/v1/query`, `/api/v1/query_range`, `/api/v1/series`, `/api/v1/labels` (GET and
 //! POST form), `/api/v1/label/{name}/values`, `/api/v1/metadata`, `/api/v1/status/buildinfo`,
-//! `/api/v1/stores` (GET). Thanos's extra parameters `dedup`, `partial_response`,
-//! `replicaLabels[]` and `storeMatch[]` are honoured on every query and metadata endpoint.
+//! `/api/v1/stores` (GET), `/api/v1/query_exemplars` (GET and POST form). Thanos's extra
+//! parameters `dedup`, `partial_response`, `replicaLabels[]` and `storeMatch[]` are
+//! honoured on every query and metadata endpoint.
+//!
+//! `max_source_resolution` (`auto`, or a duration such as `0s`, `5m`, `1h`, `300`) is
+//! validated on `query` and `query_range` as Thanos does (400 `bad_data` when invalid or
+//! negative) but does not change results: the querier reads raw chunks only (no
+//! downsampled data). No store serves exemplars, so `query_exemplars` validates
+//! `query`, `start`, `end` and `partial_response` and answers `[]`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -140,6 +147,10 @@ pub fn router(querier: Arc<Querier>) -> Router {
         .route("/api/v1/metadata", get(metadata))
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .route("/api/v1/stores", get(stores))
+        .route(
+            "/api/v1/query_exemplars",
+            get(query_exemplars).post(query_exemplars),
+        )
         .with_state(querier)
 }
 
@@ -268,6 +279,7 @@ async fn query_inner(q: &Querier, req: Request) -> Result<ApiData, ApiError> {
         None | Some("") => now_ms(),
         Some(v) => parse_time(v).map_err(|e| ApiError::bad_param("time", e))?,
     };
+    max_source_resolution(&p, 0)?;
     q.run_query(&p, QueryParams::instant(t)).await
 }
 
@@ -301,7 +313,73 @@ async fn query_range_inner(q: &Querier, req: Request) -> Result<ApiData, ApiErro
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
+    max_source_resolution(&p, step / 5)?;
     q.run_query(&p, QueryParams::range(start, end, step)).await
+}
+
+/// Name of Thanos's downsampling parameter.
+const MAX_SOURCE_RESOLUTION: &str = "max_source_resolution";
+
+/// Validates `max_source_resolution` as Thanos parses it: empty = 0, `auto` = `auto_ms`
+/// (0 for instant queries, step/5 for range queries), else a duration that must not be
+/// negative. Only raw data exists, so the value is logged and otherwise unused.
+fn max_source_resolution(p: &Params, auto_ms: i64) -> Result<i64, ApiError> {
+    let ms = match p.get(MAX_SOURCE_RESOLUTION) {
+        None | Some("") => 0,
+        Some("auto") => auto_ms,
+        Some(v) => parse_duration_ms(v)
+            .map_err(|e| ApiError::bad(format!("parse {MAX_SOURCE_RESOLUTION}: {e}")))?,
+    };
+    if ms < 0 {
+        return Err(ApiError::bad(format!(
+            "negative '{MAX_SOURCE_RESOLUTION}' is not accepted. Try a positive integer"
+        )));
+    }
+    if ms > 0 {
+        tracing::debug!(
+            max_source_resolution_ms = ms,
+            "only raw data is served; max_source_resolution does not change the result"
+        );
+    }
+    Ok(ms)
+}
+
+async fn query_exemplars(State(q): State<Arc<Querier>>, req: Request) -> Response {
+    respond(query_exemplars_inner(&q, req).await)
+}
+
+/// A time parameter of `query_exemplars`, worded as Prometheus's `parseTimeParam`.
+fn exemplar_time(p: &Params, name: &str, default: i64) -> Result<i64, ApiError> {
+    match p.get(name) {
+        None | Some("") => Ok(default),
+        Some(v) => parse_time(v).map_err(|e| {
+            ApiError::bad_param(name, format!("Invalid time value for '{name}': {e}"))
+        }),
+    }
+}
+
+async fn query_exemplars_inner(q: &Querier, req: Request) -> Result<ApiData, ApiError> {
+    let p = read_params(req).await?;
+    let start = exemplar_time(&p, "start", MIN_TIME_MS)?;
+    let end = exemplar_time(&p, "end", MAX_TIME_MS)?;
+    if end < start {
+        return Err(ApiError::bad(
+            "end timestamp must not be before start timestamp",
+        ));
+    }
+    q.engine
+        .parse(p.get("query").unwrap_or(""))
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    if let Some(v) = p.get("partial_response").filter(|v| !v.is_empty())
+        && parse_bool(v).is_none()
+    {
+        return Err(ApiError::bad_param(
+            "partial_response",
+            format!("cannot parse {v:?} to a boolean"),
+        ));
+    }
+    // No endpoint serves the Exemplars API: the answer is always empty.
+    Ok(ApiData::new("[]".to_owned(), Vec::new()))
 }
 
 /// `start`/`end` of a metadata call, defaulting to the unbounded range.
@@ -638,6 +716,37 @@ mod tests {
         apply_limit(&mut items, 2, &mut w);
         assert_eq!(items, vec![1, 2]);
         assert_eq!(w, vec!["results truncated due to limit"]);
+    }
+
+    #[test]
+    fn max_source_resolution_is_validated() {
+        let p = |s: &str| Params::from_form(s);
+        assert_eq!(max_source_resolution(&p(""), 7).unwrap(), 0);
+        assert_eq!(
+            max_source_resolution(&p("max_source_resolution=auto"), 7).unwrap(),
+            7
+        );
+        for (v, ms) in [
+            ("0s", 0),
+            ("5m", 300_000),
+            ("1h", 3_600_000),
+            ("300", 300_000),
+        ] {
+            let got = max_source_resolution(&p(&format!("max_source_resolution={v}")), 0);
+            assert_eq!(got.unwrap(), ms, "{v}");
+        }
+        let err = max_source_resolution(&p("max_source_resolution=5x"), 0).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadRequest);
+        assert!(
+            err.message.starts_with("parse max_source_resolution: "),
+            "{}",
+            err.message
+        );
+        let err = max_source_resolution(&p("max_source_resolution=-5"), 0).unwrap_err();
+        assert_eq!(
+            err.message,
+            "negative 'max_source_resolution' is not accepted. Try a positive integer"
+        );
     }
 
     #[test]

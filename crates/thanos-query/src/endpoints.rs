@@ -19,7 +19,9 @@ use thanos_server::GrpcClient;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+use crate::dns::{self, Resolver, Spec, SystemResolver};
 use crate::error::QueryError;
+use crate::sd::{self, SdSource};
 
 /// Default period and timeout of Info polls (hidden `--endpoint.info-timeout`).
 pub const DEFAULT_INFO_INTERVAL: Duration = Duration::from_secs(5);
@@ -129,6 +131,17 @@ pub(crate) fn labels_from_proto(set: ZLabelSet) -> Result<Labels, thanos_model::
     )
 }
 
+/// Parses specs, dropping duplicates.
+fn parse_specs(raw: &[String]) -> Result<Vec<(String, Spec)>, QueryError> {
+    let mut specs: Vec<(String, Spec)> = Vec::new();
+    for raw in raw {
+        if !specs.iter().any(|(r, _)| r == raw) {
+            specs.push((raw.clone(), Spec::parse(raw)?));
+        }
+    }
+    Ok(specs)
+}
+
 /// A healthy endpoint a query can be sent to.
 #[derive(Debug, Clone)]
 pub struct StoreRef {
@@ -146,33 +159,15 @@ struct Entry {
     channel: Channel,
 }
 
-/// How a configured endpoint spec is turned into addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Spec {
-    /// `host:port`, used as is.
-    Static(String),
-    /// `dns+host:port`: every A/AAAA record of `host`, with `port`.
-    Dns(String),
-}
-
-impl Spec {
-    fn parse(spec: &str) -> Result<Self, QueryError> {
-        if let Some(rest) = spec.strip_prefix("dns+") {
-            return Ok(Spec::Dns(rest.to_owned()));
-        }
-        if spec.starts_with("dnssrv+") || spec.starts_with("dnssrvnoa+") {
-            return Err(QueryError::UnsupportedSpec(spec.to_owned()));
-        }
-        Ok(Spec::Static(spec.to_owned()))
-    }
-}
-
 /// Options of an [`EndpointSet`].
 #[derive(Debug, Clone)]
 pub struct EndpointSetOptions {
-    /// Endpoint specs: `host:port` or `dns+host:port` (resolved on every poll);
-    /// duplicates are ignored.
+    /// Endpoint specs: `host:port`, `dns+host:port`, `dnssrv+name` or `dnssrvnoa+name`
+    /// (DNS specs are resolved on every poll); duplicates are ignored.
     pub addresses: Vec<String>,
+    /// The endpoint SD config, whose endpoints are added to `addresses` (a file is
+    /// re-read on every poll).
+    pub sd: Option<SdSource>,
     /// Period of Info polls.
     pub info_interval: Duration,
     /// Timeout of one Info call.
@@ -183,6 +178,7 @@ impl Default for EndpointSetOptions {
     fn default() -> Self {
         Self {
             addresses: Vec::new(),
+            sd: None,
             info_interval: DEFAULT_INFO_INTERVAL,
             info_timeout: DEFAULT_INFO_INTERVAL,
         }
@@ -193,7 +189,11 @@ impl Default for EndpointSetOptions {
 #[derive(Debug)]
 pub struct EndpointSet {
     options: EndpointSetOptions,
+    /// Specs from `addresses`.
     specs: Vec<(String, Spec)>,
+    /// Specs from the SD config, and the text they were parsed from.
+    sd_specs: RwLock<(String, Vec<(String, Spec)>)>,
+    resolver: Arc<dyn Resolver>,
     client: GrpcClient,
     entries: RwLock<BTreeMap<String, Entry>>,
     connections: IntGaugeVec,
@@ -201,19 +201,41 @@ pub struct EndpointSet {
 
 impl EndpointSet {
     /// Creates the set and registers `thanos_store_nodes_grpc_connections` in `registry`.
-    /// Static addresses are listed (unhealthy) at once; nothing is polled or resolved yet.
-    /// `dnssrv+` and `dnssrvnoa+` specs are rejected (not supported yet).
+    /// Specs are parsed and the SD config is read and parsed now (errors are returned);
+    /// static addresses are listed (unhealthy) at once; nothing is polled or resolved yet.
+    /// DNS lookups use the [`SystemResolver`].
     pub fn new(
         options: EndpointSetOptions,
         client: &GrpcClient,
         registry: &Registry,
     ) -> Result<Self, QueryError> {
-        let mut specs: Vec<(String, Spec)> = Vec::new();
-        for raw in &options.addresses {
-            if !specs.iter().any(|(r, _)| r == raw) {
-                specs.push((raw.clone(), Spec::parse(raw)?));
+        Self::with_resolver(options, client, registry, Arc::new(SystemResolver::new()))
+    }
+
+    /// [`EndpointSet::new`] with another DNS resolver.
+    pub fn with_resolver(
+        options: EndpointSetOptions,
+        client: &GrpcClient,
+        registry: &Registry,
+        resolver: Arc<dyn Resolver>,
+    ) -> Result<Self, QueryError> {
+        let specs = parse_specs(&options.addresses)?;
+        let sd_specs = match &options.sd {
+            None => (String::new(), Vec::new()),
+            Some(source) => {
+                let text = match source {
+                    SdSource::Inline(text) => text.clone(),
+                    SdSource::File(path) => {
+                        std::fs::read_to_string(path).map_err(|e| QueryError::SdConfig {
+                            origin: source.origin(),
+                            message: e.to_string(),
+                        })?
+                    }
+                };
+                let parsed = parse_specs(&sd::parse(&text, &source.origin())?)?;
+                (text, parsed)
             }
-        }
+        };
         let connections = IntGaugeVec::new(
             Opts::new(
                 "thanos_store_nodes_grpc_connections",
@@ -225,20 +247,61 @@ impl EndpointSet {
         let set = Self {
             options,
             specs,
+            sd_specs: RwLock::new(sd_specs),
+            resolver,
             client: client.clone(),
             entries: RwLock::new(BTreeMap::new()),
             connections,
         };
         {
             let mut entries = set.entries.write().unwrap_or_else(|p| p.into_inner());
-            for (raw, spec) in &set.specs {
+            for (raw, spec) in set.all_specs() {
                 if let Spec::Static(address) = spec {
-                    let entry = set.new_entry(raw, address)?;
-                    entries.entry(address.clone()).or_insert(entry);
+                    let entry = set.new_entry(&raw, &address)?;
+                    entries.entry(address).or_insert(entry);
                 }
             }
         }
         Ok(set)
+    }
+
+    /// Specs from the flags followed by those from the SD config, without duplicates.
+    fn all_specs(&self) -> Vec<(String, Spec)> {
+        let mut all = self.specs.clone();
+        let sd = self.sd_specs.read().unwrap_or_else(|p| p.into_inner());
+        for (raw, spec) in &sd.1 {
+            if !all.iter().any(|(r, _)| r == raw) {
+                all.push((raw.clone(), spec.clone()));
+            }
+        }
+        all
+    }
+
+    /// Re-reads the SD config file; a changed, valid file replaces the SD specs. Errors
+    /// are logged and keep the previous specs.
+    async fn reload_sd(&self) {
+        let Some(source @ SdSource::File(path)) = &self.options.sd else {
+            return;
+        };
+        let text = match tokio::fs::read_to_string(path).await {
+            Ok(text) => text,
+            Err(err) => {
+                tracing::warn!(path = %path.display(), error = %err, "reading endpoint sd config; keeping the previous endpoints");
+                return;
+            }
+        };
+        if self.sd_specs.read().unwrap_or_else(|p| p.into_inner()).0 == text {
+            return;
+        }
+        match sd::parse(&text, &source.origin()).and_then(|raw| parse_specs(&raw)) {
+            Ok(specs) => {
+                tracing::info!(path = %path.display(), endpoints = specs.len(), "endpoint sd config reloaded");
+                *self.sd_specs.write().unwrap_or_else(|p| p.into_inner()) = (text, specs);
+            }
+            Err(err) => {
+                tracing::warn!(path = %path.display(), error = %err, "invalid endpoint sd config; keeping the previous endpoints");
+            }
+        }
     }
 
     fn new_entry(&self, spec: &str, address: &str) -> Result<Entry, QueryError> {
@@ -257,43 +320,53 @@ impl EndpointSet {
         })
     }
 
-    /// Resolves `dns+` specs and updates the entries: new addresses are added, addresses
-    /// a spec no longer resolves to are removed. A failed lookup keeps the spec's previous
+    /// Resolves every spec and updates the entries: new addresses are added, addresses no
+    /// spec yields any more are removed. A failed lookup keeps the spec's previous
     /// addresses.
     async fn resolve(&self) {
-        for (raw, spec) in &self.specs {
-            let Spec::Dns(target) = spec else { continue };
-            let resolved: Vec<String> = match tokio::net::lookup_host(target.as_str()).await {
-                Ok(addrs) => {
-                    let mut v: Vec<String> = addrs.map(|a| a.to_string()).collect();
-                    v.sort();
-                    v.dedup();
-                    v
-                }
+        let specs = self.all_specs();
+        let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+        for (raw, spec) in &specs {
+            let addresses = match dns::resolve(self.resolver.as_ref(), spec).await {
+                Ok(addresses) => addresses,
                 Err(err) => {
                     tracing::warn!(spec = %raw, error = %err, "resolving endpoint");
-                    continue;
+                    self.read()
+                        .iter()
+                        .filter(|(_, e)| e.spec == *raw)
+                        .map(|(a, _)| a.clone())
+                        .collect()
                 }
             };
-            let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-            entries.retain(|address, e| e.spec != *raw || resolved.contains(address));
-            for address in resolved {
-                if entries.contains_key(&address) {
-                    continue;
+            for address in addresses {
+                wanted.entry(address).or_insert_with(|| raw.clone());
+            }
+        }
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|address, _| {
+            let keep = wanted.contains_key(address);
+            if !keep {
+                tracing::info!(address = %address, "endpoint removed");
+            }
+            keep
+        });
+        for (address, raw) in wanted {
+            if entries.contains_key(&address) {
+                continue;
+            }
+            match self.new_entry(&raw, &address) {
+                Ok(entry) => {
+                    entries.insert(address, entry);
                 }
-                match self.new_entry(raw, &address) {
-                    Ok(entry) => {
-                        entries.insert(address, entry);
-                    }
-                    Err(err) => tracing::warn!(spec = %raw, error = %err, "adding endpoint"),
-                }
+                Err(err) => tracing::warn!(spec = %raw, error = %err, "adding endpoint"),
             }
         }
     }
 
-    /// Resolves `dns+` specs, then polls Info on every endpoint once (concurrently) and
-    /// updates their status.
+    /// Re-reads the SD config file, resolves every spec, then polls Info on every endpoint
+    /// once (concurrently) and updates their status.
     pub async fn update(&self) {
+        self.reload_sd().await;
         self.resolve().await;
         let targets: Vec<(String, Channel)> = self
             .read()
@@ -458,12 +531,135 @@ mod tests {
         assert!(address_selected("b:1", &[vec![Matcher::equal("job", "x")]]));
     }
 
-    #[test]
-    fn parses_specs() {
-        assert_eq!(Spec::parse("a:1").unwrap(), Spec::Static("a:1".into()));
-        assert_eq!(Spec::parse("dns+a:1").unwrap(), Spec::Dns("a:1".into()));
-        let err = Spec::parse("dnssrv+_grpc._tcp.a").unwrap_err();
-        assert!(err.to_string().contains("not supported"), "{err}");
-        assert!(Spec::parse("dnssrvnoa+a").is_err());
+    fn client() -> GrpcClient {
+        thanos_server::GrpcClientOptions { tls: None }
+            .build()
+            .unwrap()
+    }
+
+    fn addresses(set: &EndpointSet) -> Vec<String> {
+        set.statuses().into_iter().map(|s| s.address).collect()
+    }
+
+    #[tokio::test]
+    async fn dns_specs_follow_the_resolver() {
+        let resolver = Arc::new(crate::dns::tests::fake());
+        let set = EndpointSet::with_resolver(
+            EndpointSetOptions {
+                addresses: vec![
+                    "127.0.0.1:1".into(),
+                    "dnssrv+_grpc._tcp.store".into(),
+                    "dnssrvnoa+_grpc._tcp.store".into(),
+                    "127.0.0.1:1".into(),
+                ],
+                ..EndpointSetOptions::default()
+            },
+            &client(),
+            &Registry::new(),
+            resolver.clone(),
+        )
+        .unwrap();
+        assert_eq!(addresses(&set), ["127.0.0.1:1"], "static listed at once");
+        set.resolve().await;
+        assert_eq!(
+            addresses(&set),
+            [
+                "127.0.0.11:10901",
+                "127.0.0.12:10902",
+                "127.0.0.1:1",
+                "[::1]:10902",
+                "store-0.svc:10901",
+                "store-1.svc:10902",
+            ]
+        );
+        // Records change: the next refresh follows them.
+        resolver
+            .srv
+            .lock()
+            .unwrap()
+            .insert("_grpc._tcp.store".into(), vec![("multi.".into(), 10903)]);
+        set.resolve().await;
+        assert_eq!(
+            addresses(&set),
+            [
+                "127.0.0.13:10903",
+                "127.0.0.14:10903",
+                "127.0.0.1:1",
+                "multi:10903",
+            ]
+        );
+        // A failed lookup keeps what the spec resolved to before.
+        resolver.srv.lock().unwrap().clear();
+        set.resolve().await;
+        assert_eq!(addresses(&set).len(), 4);
+    }
+
+    #[tokio::test]
+    async fn sd_file_is_reloaded_on_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sd.yaml");
+        std::fs::write(&path, "endpoints:\n  - address: 127.0.0.1:1\n").unwrap();
+        let set = EndpointSet::with_resolver(
+            EndpointSetOptions {
+                addresses: vec!["127.0.0.1:9".into()],
+                sd: Some(SdSource::File(path.clone())),
+                ..EndpointSetOptions::default()
+            },
+            &client(),
+            &Registry::new(),
+            Arc::new(crate::dns::tests::fake()),
+        )
+        .unwrap();
+        assert_eq!(addresses(&set), ["127.0.0.1:1", "127.0.0.1:9"]);
+        let refresh = || async {
+            set.reload_sd().await;
+            set.resolve().await;
+        };
+        std::fs::write(
+            &path,
+            "endpoints:\n  - address: 127.0.0.1:2\n  - address: dns+multi:5\n",
+        )
+        .unwrap();
+        refresh().await;
+        assert_eq!(
+            addresses(&set),
+            ["127.0.0.13:5", "127.0.0.14:5", "127.0.0.1:2", "127.0.0.1:9"]
+        );
+        // Invalid or missing files keep the previous endpoints.
+        std::fs::write(&path, "endpoints: [{adress: x}]").unwrap();
+        refresh().await;
+        assert_eq!(addresses(&set).len(), 4);
+        std::fs::remove_file(&path).unwrap();
+        refresh().await;
+        assert_eq!(addresses(&set).len(), 4);
+        std::fs::write(&path, "endpoints: []\n").unwrap();
+        refresh().await;
+        assert_eq!(addresses(&set), ["127.0.0.1:9"]);
+    }
+
+    #[tokio::test]
+    async fn invalid_sd_config_fails_at_start() {
+        let build = |sd| {
+            EndpointSet::new(
+                EndpointSetOptions {
+                    sd: Some(sd),
+                    ..EndpointSetOptions::default()
+                },
+                &client(),
+                &Registry::new(),
+            )
+        };
+        let err = build(SdSource::Inline(
+            "endpoints: [{address: a:1, group: true}]".into(),
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("--endpoint.sd-config"), "{err}");
+        let err = build(SdSource::File("/nonexistent/sd.yaml".into())).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/sd.yaml"), "{err}");
+        let set = build(SdSource::Inline(
+            "endpoints: [{address: \"127.0.0.1:3\"}]".into(),
+        ))
+        .unwrap();
+        assert_eq!(addresses(&set), ["127.0.0.1:3"]);
     }
 }

@@ -15,9 +15,30 @@ pub enum QueryError {
         /// The underlying error.
         source: thanos_server::Error,
     },
-    /// An endpoint spec uses a discovery scheme that is not supported.
-    #[error("endpoint {0}: dnssrv+ and dnssrvnoa+ discovery are not supported yet")]
-    UnsupportedSpec(String),
+    /// An endpoint spec cannot be parsed.
+    #[error("invalid endpoint {spec:?}: {reason}")]
+    InvalidSpec {
+        /// The spec as configured.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A DNS lookup for an endpoint spec failed.
+    #[error("dns lookup of {name}: {message}")]
+    Dns {
+        /// The name looked up.
+        name: String,
+        /// The resolver's error.
+        message: String,
+    },
+    /// The endpoint SD config cannot be read or parsed.
+    #[error("endpoint sd config {origin}: {message}")]
+    SdConfig {
+        /// Where the config comes from (file path or `--endpoint.sd-config`).
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A metric could not be registered.
     #[error("registering metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -93,10 +114,13 @@ impl QueryError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             QueryError::Endpoint { .. }
-            | QueryError::UnsupportedSpec(_)
+            | QueryError::InvalidSpec { .. }
+            | QueryError::SdConfig { .. }
             | QueryError::Matcher(_)
             | QueryError::WireMatcher(_) => ErrorKind::BadRequest,
-            QueryError::Metrics(_) | QueryError::Task(_) => ErrorKind::Internal,
+            QueryError::Metrics(_) | QueryError::Task(_) | QueryError::Dns { .. } => {
+                ErrorKind::Internal
+            }
             QueryError::StoreTimeout { .. } => ErrorKind::DeadlineExceeded,
             QueryError::Store { code, .. } => match code {
                 tonic::Code::DeadlineExceeded => ErrorKind::DeadlineExceeded,

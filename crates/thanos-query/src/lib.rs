@@ -5,14 +5,18 @@
 //! merge), `pkg/dedup` (penalty and chain deduplication) and `pkg/api/query` (HTTP API
 //! with Thanos's extra parameters). The PromQL engine is `thanos-promql`.
 //!
-//! * [`endpoints`] — endpoints (`host:port`, `dns+`) polled with Info: health, label sets,
-//!   time ranges;
+//! * [`endpoints`] — endpoints polled with Info: health, label sets, time ranges;
+//! * [`dns`] — endpoint specs (`host:port`, `dns+`, `dnssrv+`, `dnssrvnoa+`) and their
+//!   resolution;
+//! * [`sd`] — the endpoint SD config (`--endpoint.sd-config(-file)`, file re-read on every
+//!   refresh);
 //! * [`proxy`] — StoreAPI fan-out with per-store deadlines, k-way merge, partial response;
 //! * [`dedup`] — replica merging (penalty with counter adjustment, chain);
 //! * [`storage`] — the engine's `Storage` over proxy + dedup;
 //! * [`grpc`] — `thanos.Store` and `thanos.info.Info` served by the querier (stacking);
 //! * [`metadata`] — metric metadata fan-out (`/api/v1/metadata`);
-//! * [`api`] — `/api/v1/*` handlers, JSON exactly as Prometheus writes it ([`json`]).
+//! * [`api`] — `/api/v1/*` handlers, JSON exactly as Prometheus writes it ([`json`]);
+//! * [`ui`] — the web UI (`/graph`, `/stores`), embedded in the binary, working offline.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), thanos_query::QueryError> {
@@ -31,14 +35,15 @@
 //! # drop(app); Ok(()) }
 //! ```
 //!
-//! Endpoints are `host:port` or `dns+host:port` (A/AAAA records, re-resolved on every
-//! Info poll). Not implemented yet: `dnssrv+`/`dnssrvnoa+` specs (rejected) and the
-//! endpoint SD file, `--store.unhealthy-timeout` pruning (static endpoints stay listed),
-//! downsampled data (`max_source_resolution`; aggregate-only chunks are skipped), native
-//! histograms, the `query_exemplars` endpoint and the web UI.
+//! DNS specs are re-resolved on every Info poll. Not implemented: `--store.unhealthy-timeout`
+//! pruning (static endpoints stay listed), endpoint groups and per-endpoint TLS, and
+//! downsampled data: `max_source_resolution` is validated but every query reads raw
+//! chunks (aggregate-only chunks are skipped). No store serves exemplars, so
+//! `/api/v1/query_exemplars` validates its parameters and answers an empty list.
 
 pub mod api;
 pub mod dedup;
+pub mod dns;
 pub mod endpoints;
 pub mod error;
 pub mod gate;
@@ -47,7 +52,9 @@ pub mod json;
 pub mod metadata;
 pub mod params;
 pub mod proxy;
+pub mod sd;
 pub mod storage;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,8 +104,10 @@ impl Default for BuildInfo {
 /// Settings of a [`Querier`], mirroring `thanos query` flags.
 #[derive(Debug, Clone)]
 pub struct QuerierOptions {
-    /// `--endpoint` specs (`host:port` or `dns+host:port`).
+    /// `--endpoint` specs (`host:port`, `dns+host:port`, `dnssrv+name`, `dnssrvnoa+name`).
     pub endpoints: Vec<String>,
+    /// `--endpoint.sd-config(-file)`.
+    pub endpoint_sd: Option<sd::SdSource>,
     /// `--query.replica-label`.
     pub replica_labels: Vec<String>,
     /// `--deduplication.func`.
@@ -129,6 +138,7 @@ impl Default for QuerierOptions {
     fn default() -> Self {
         Self {
             endpoints: Vec::new(),
+            endpoint_sd: None,
             replica_labels: Vec::new(),
             dedup_func: DedupFunc::Penalty,
             partial_response: true,
@@ -168,6 +178,7 @@ impl Querier {
         let endpoints = Arc::new(EndpointSet::new(
             EndpointSetOptions {
                 addresses: options.endpoints.clone(),
+                sd: options.endpoint_sd.clone(),
                 info_interval: options.info_interval,
                 info_timeout: options.info_interval,
             },
@@ -207,6 +218,12 @@ impl Querier {
     /// The HTTP API router (`/api/v1/...`).
     pub fn router(self: &Arc<Self>) -> axum::Router {
         api::router(self.clone())
+    }
+
+    /// The API and the web UI; `link_prefix` is the path the browser reaches the router
+    /// under (see [`ui::router`]).
+    pub fn router_with_ui(self: &Arc<Self>, link_prefix: &str) -> axum::Router {
+        api::router(self.clone()).merge(ui::router(link_prefix))
     }
 
     /// `thanos.Store` over the proxy, for stacking queriers.

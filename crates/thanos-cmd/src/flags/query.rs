@@ -44,7 +44,8 @@ pub struct QueryFlags {
     #[arg(id = "endpoint-group-strict", long = "endpoint-group-strict", action = ArgAction::Append)]
     pub endpoint_group_strict: Vec<String>,
 
-    /// Path to the endpoint SD YAML (endpoint list with client configs).
+    /// Path to the endpoint SD YAML (`endpoints: [{address: ...}]`); re-read on every
+    /// endpoint refresh, so endpoints can be added and removed without a restart.
     #[arg(
         id = "endpoint.sd-config-file",
         long = "endpoint.sd-config-file",
@@ -57,7 +58,8 @@ pub struct QueryFlags {
     #[arg(id = "endpoint.sd-config", long = "endpoint.sd-config")]
     pub endpoint_sd_config: Option<String>,
 
-    /// How often the endpoint SD config is re-read.
+    /// How often the endpoint SD config is re-read (this implementation re-reads it on
+    /// every endpoint refresh, which is more often).
     #[arg(id = "endpoint.sd-config-reload-interval", long = "endpoint.sd-config-reload-interval", default_value = "5m", value_parser = values::duration)]
     pub endpoint_sd_config_reload_interval: Duration,
 
