@@ -4,9 +4,7 @@
 //! per component.
 //!
 //! Each subcommand parses and validates its flags completely (reads the config files,
-//! loads the TLS material) before starting. `store` and `query` then run their component
-//! until SIGTERM/SIGINT; a subcommand not wired yet exits with code 1 and
-//! `thanos <component>: not implemented yet (flags are valid)`.
+//! loads the TLS material) before starting, then runs its component until SIGTERM/SIGINT.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -17,6 +15,8 @@ pub mod flags;
 pub mod logging;
 pub mod query;
 pub mod receive;
+pub mod receive_blocks;
+pub mod receive_router;
 pub mod store;
 
 use flags::global::GlobalFlags;
@@ -189,11 +189,6 @@ fn check_global(global: &GlobalFlags) -> anyhow::Result<()> {
         tracing::debug!("--enable-auto-gomemlimit is Go-specific and has no effect");
     }
     Ok(())
-}
-
-/// The error every component returns after validating its flags, until it is implemented.
-pub(crate) fn not_implemented() -> anyhow::Error {
-    anyhow::anyhow!("not implemented yet (flags are valid)")
 }
 
 #[cfg(test)]

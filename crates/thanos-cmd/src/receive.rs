@@ -7,8 +7,19 @@
 //! each tenant labelled with the `--label`s plus `<--receive.tenant-label-name>=<tenant>`).
 //! On start it replays every tenant WAL under `--tsdb.path` (the HTTP server is already
 //! up and healthy), then binds the remote-write server and turns ready. Every
-//! acknowledged write is in the tenant's fsynced WAL. Router modes (a hashring given)
-//! refuse to start. Not implemented yet: cutting the head into blocks and shipping them.
+//! acknowledged write is in the tenant's fsynced WAL. `thanos.WriteableStore` on
+//! `--grpc-address` accepts forwarded writes (snappy-compressed or not).
+//!
+//! With a hashring (`--receive.hashrings-file` / `--receive.hashrings`) the receiver is a
+//! router ([`crate::receive_router`]): RouterIngestor with `--receive.local-endpoint`
+//! (stores its own replicas, forwards the others), RouterOnly without it (no TSDB, no
+//! WAL; ready as soon as the hashring is loaded).
+//!
+//! Ingesting modes cut the tenant heads into blocks under `<tsdb.path>/<tenant>/`,
+//! checkpoint the WALs, delete blocks beyond `--tsdb.retention` and, with
+//! `--objstore.config(-file)`, upload every block ([`crate::receive_blocks`]). On
+//! SIGTERM/SIGINT the receiver turns not ready, stops the servers (remote write first
+//! drains), flushes every head into blocks, uploads them, then exits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +28,9 @@ use anyhow::{Context as _, bail};
 use prometheus::Registry;
 use thanos_proto::thanos::info::info_server::InfoServer;
 use thanos_proto::thanos::store_server::StoreServer;
-use thanos_receive::{Handler, HandlerOptions, HeadOptions, MultiTsdb, ReceiveStore, Storage};
+use thanos_receive::{
+    Handler, HandlerOptions, HeadOptions, MultiTsdb, ReceiveStore, Storage, WriteableService,
+};
 use thanos_server::{
     GrpcServer, GrpcServerOptions, HttpServer, HttpServerOptions, Prober, RunGroup,
     ServerTlsOptions, WebConfig, shutdown_signal,
@@ -39,8 +52,8 @@ pub enum Mode {
     IngestorOnly,
 }
 
-/// Validates every flag of `thanos receive` and runs the IngestorOnly receiver until
-/// SIGTERM/SIGINT; router modes fail with "not implemented yet".
+/// Validates every flag of `thanos receive` (including the hashring) and runs the
+/// receiver in the mode the flags select until SIGTERM/SIGINT.
 pub fn run(flags: &ReceiveFlags) -> anyhow::Result<()> {
     let labels = thanos_server::parse_labels(&flags.labels).context("invalid --label")?;
     if labels.is_empty() {
@@ -101,18 +114,14 @@ pub fn run(flags: &ReceiveFlags) -> anyhow::Result<()> {
         upload = bucket.is_some(),
         "receive flags validated"
     );
-    if mode != Mode::IngestorOnly {
-        // Without a hashring the receiver runs as a single ingestor.
-        return Err(crate::not_implemented().context(format!(
-            "receive in {mode:?} mode (--receive.hashrings given)"
-        )));
-    }
-    if bucket.is_some() {
-        tracing::warn!(
-            "--objstore.config: cutting blocks and uploading them is not implemented yet; \
-             data stays in the local WAL and memory"
-        );
-    }
+    let router = match &hashrings {
+        Some(content) => {
+            let router = crate::receive_router::RouterSetup::from_flags(flags, content)?;
+            tracing::info!(mode = ?mode, nodes = router.nodes(), "hashring loaded");
+            Some(router)
+        }
+        None => None,
+    };
     if !flags.tsdb_out_of_order_time_window.is_zero() {
         tracing::warn!(
             flag = "--tsdb.out-of-order.time-window",
@@ -127,7 +136,15 @@ pub fn run(flags: &ReceiveFlags) -> anyhow::Result<()> {
         labels.into_iter().map(|l| (l.name, l.value)),
         flags.receive_tenant_label_name.clone(),
     );
-    runtime.block_on(serve(flags, store, http, grpc, remote_write_tls))
+    runtime.block_on(serve(
+        flags,
+        store,
+        http,
+        grpc,
+        remote_write_tls,
+        mode,
+        router,
+    ))
 }
 
 fn millis(d: Duration) -> i64 {
@@ -155,12 +172,26 @@ fn storage_options(flags: &ReceiveFlags) -> (HeadOptions, Storage) {
     (head, storage)
 }
 
+/// Block cutting, retention and upload settings taken from the flags.
+fn block_lifecycle(flags: &ReceiveFlags) -> anyhow::Result<crate::receive_blocks::BlockLifecycle> {
+    let external = thanos_server::parse_labels(&flags.labels).context("invalid --label")?;
+    Ok(crate::receive_blocks::BlockLifecycle {
+        external: thanos_model::Labels::from_pairs(external.into_iter().map(|l| (l.name, l.value))),
+        tenant_label: flags.receive_tenant_label_name.clone(),
+        block_duration: flags.tsdb_min_block_duration,
+        retention: flags.tsdb_retention,
+        bucket: flags.objstore.bucket_config()?,
+    })
+}
+
 async fn serve(
     flags: &ReceiveFlags,
     store: ReceiveStore,
     http: HttpServerOptions,
     grpc: GrpcServerOptions,
     remote_write_tls: Option<ServerTlsOptions>,
+    mode: Mode,
+    router: Option<crate::receive_router::RouterSetup>,
 ) -> anyhow::Result<()> {
     let registry = Registry::new();
     let prober = Prober::new("receive", &registry).context("register probe metrics")?;
@@ -173,41 +204,61 @@ async fn serve(
         .context("start the gRPC server")?
         .add_service(StoreServer::new(store.clone()))
         .add_service(InfoServer::new(store.clone()));
+    let writeable = WriteableService::new(prober.clone(), flags.receive_default_tenant_id.clone());
+    let grpc_server = grpc_server.add_service(writeable.server());
     prober.healthy();
     let mut group = RunGroup::new(prober.clone());
     let token = group.token();
     group.spawn("http", http_server.run(token.clone()));
     group.spawn("grpc", grpc_server.run(token.clone()));
 
-    // Replay every tenant WAL before accepting writes or reporting ready.
-    let (head_options, storage) = storage_options(flags);
-    tracing::info!(path = %storage.dir.display(), "replaying tenant WALs");
-    let replay_registry = registry.clone();
-    let (tsdb, stats) = tokio::task::spawn_blocking(move || {
-        MultiTsdb::open(head_options, storage, &replay_registry)
-    })
-    .await
-    .context("replay task")?
-    .context("open --tsdb.path")?;
-    for (tenant, s) in &stats {
-        tracing::info!(
-            tenant = %tenant,
-            series = s.series,
-            samples = s.samples,
-            repaired = s.repaired_at.is_some(),
-            duration_ms = s.duration_ms,
-            "tenant WAL replayed"
-        );
-    }
-    let tsdb = Arc::new(tsdb);
-    store.attach(Arc::clone(&tsdb));
-    let handler = Handler::new(
+    // Replay every tenant WAL before accepting writes or reporting ready. A RouterOnly
+    // receiver stores nothing: its Store API serves an empty in-memory registry.
+    let tsdb = if mode == Mode::RouterOnly {
+        let (head_options, _) = storage_options(flags);
+        let tsdb = MultiTsdb::new(head_options, &registry).context("register TSDB metrics")?;
+        store.attach(Arc::new(tsdb));
+        None
+    } else {
+        let (head_options, storage) = storage_options(flags);
+        tracing::info!(path = %storage.dir.display(), "replaying tenant WALs");
+        let replay_registry = registry.clone();
+        let (tsdb, stats) = tokio::task::spawn_blocking(move || {
+            MultiTsdb::open(head_options, storage, &replay_registry)
+        })
+        .await
+        .context("replay task")?
+        .context("open --tsdb.path")?;
+        for (tenant, s) in &stats {
+            tracing::info!(
+                tenant = %tenant,
+                series = s.series,
+                samples = s.samples,
+                repaired = s.repaired_at.is_some(),
+                duration_ms = s.duration_ms,
+                "tenant WAL replayed"
+            );
+        }
+        let tsdb = Arc::new(tsdb);
+        store.attach(Arc::clone(&tsdb));
+        crate::receive_blocks::start(
+            block_lifecycle(flags)?,
+            Arc::clone(&tsdb),
+            &registry,
+            &mut group,
+        )?;
+        Some(tsdb)
+    };
+    let distributor = crate::receive_router::distributor(router, tsdb, &registry, &mut group)?;
+    writeable.attach(Arc::clone(&distributor));
+    let handler = Handler::with_distributor(
         HandlerOptions {
             tenant_header: flags.receive_tenant_header.clone(),
             default_tenant: flags.receive_default_tenant_id.clone(),
+            replica_header: flags.receive_replica_header.clone(),
             ..HandlerOptions::default()
         },
-        Arc::clone(&tsdb),
+        distributor,
         prober.clone(),
         &registry,
     )

@@ -180,7 +180,8 @@ fn receive_requires_a_label() {
         "{}",
         stderr(&output)
     );
-    // Router modes (a hashring given) are refused before anything is started.
+    // A hashring that cannot hold the replication factor is refused before anything is
+    // started (Thanos would deadlock or fail every write).
     let output = run(
         THANOS,
         &[
@@ -188,14 +189,14 @@ fn receive_requires_a_label() {
             "--label=replica=\"r0\"",
             "--label=receive=\"true\"",
             "--receive.hashrings=[{\"endpoints\": [\"127.0.0.1:10901\"]}]",
+            "--receive.replication-factor=2",
         ],
     );
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains(
-            "thanos receive: receive in RouterOnly mode (--receive.hashrings given): \
-             not implemented yet"
-        ),
+        stderr(&output).contains("invalid hashring configuration in --receive.hashrings")
+            && stderr(&output)
+                .contains("replication factor must not exceed the number of endpoints"),
         "{}",
         stderr(&output)
     );
@@ -300,20 +301,27 @@ fn thin_binaries_accept_both_argument_forms() {
 fn unsupported_flags_fail_with_the_flag_named() {
     for (args, flag) in [
         (
-            &["query", "--endpoint=dnssrv+_grpc._tcp.store.example"][..],
-            "dnssrv+",
-        ),
-        (
-            &["query", "--endpoint.sd-config=- targets: [\"a:1\"]"][..],
-            "--endpoint.sd-config",
+            &[
+                "query",
+                "--endpoint.sd-config=endpoints: [{address: a:1, group: true}]",
+            ][..],
+            "--endpoint.sd-config: endpoint a:1: endpoint groups are not supported",
         ),
         (
             &[
                 "store",
                 "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: /tmp/thanos-cmd-unused\n",
-                "--selector.relabel-config=- action: keep\n  source_labels: [a]\n  regex: b",
+                "--selector.relabel-config=- action: hashmod\n  source_labels: [a]\n  target_label: b",
             ][..],
             "--selector.relabel-config",
+        ),
+        (
+            &[
+                "store",
+                "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: /tmp/thanos-cmd-unused\n",
+                "--index-cache.config=type: MEMCACHED\nconfig:\n  addresses: [\"localhost:11211\"]",
+            ][..],
+            "MEMCACHED is not supported",
         ),
     ] {
         let output = run(THANOS, args);

@@ -5,11 +5,16 @@
 //! that conflict with the head are rejected while the rest of the request is stored.
 //! Partial failures are aggregated in [`Rejections`]: a count per [`Reason`] and one
 //! example series per reason, rendered into one error body like Thanos's aggregated
-//! errors. Every error maps to an [`ErrorKind`], which decides the HTTP status.
+//! errors. Every error maps to an [`ErrorKind`], which decides the HTTP status and the
+//! gRPC code ([`WriteError::to_status`]); [`WriteError::class`] and [`class_of_status`]
+//! classify failed replica writes for the quorum ([`ErrorClass`]).
 
 use std::fmt;
 
 use thanos_server::ErrorKind;
+
+use crate::hashring::HashringError;
+use crate::hashring::quorum::{ErrorClass, FailureCause};
 
 /// Why a single series or sample was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -331,6 +336,67 @@ pub enum WriteError {
         /// What went wrong.
         reason: String,
     },
+    /// A request header holds an invalid value (e.g. a non-integer replica number).
+    #[error("invalid {header} header {value:?}: {reason}")]
+    InvalidHeader {
+        /// The header name.
+        header: String,
+        /// The value as received.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The replica number of an already-replicated write exceeds the replication factor.
+    #[error("replica number {replica} exceeds replication factor {replication_factor}")]
+    InvalidReplica {
+        /// The 1-based replica number received.
+        replica: i64,
+        /// The configured replication factor.
+        replication_factor: u64,
+    },
+    /// The hashring could not place a series (no hashring for the tenant, too few nodes).
+    #[error("tenant {tenant:?}: {source}")]
+    Hashring {
+        /// The tenant.
+        tenant: String,
+        /// The hashring's error.
+        source: HashringError,
+    },
+    /// Replication missed the write quorum for at least one series.
+    #[error("{0}")]
+    Replication(Box<ReplicationFailure>),
+}
+
+/// Why a replicated write failed: the request-level cause and the distinct errors of the
+/// failed replica writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationFailure {
+    /// The cause reported for the request (decides 409 / 503 / 500).
+    pub cause: FailureCause,
+    /// Distinct error messages of the failed replica writes, in arrival order.
+    pub errors: Vec<String>,
+}
+
+/// `"2 errors: forwarding request to endpoint a: …; forwarding request to endpoint b: …"`.
+impl fmt::Display for ReplicationFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.errors.as_slice() {
+            [] => write!(f, "write quorum not reached"),
+            [one] => f.write_str(one),
+            many => write!(f, "{} errors: {}", many.len(), many.join("; ")),
+        }
+    }
+}
+
+/// Classifies a failed gRPC `RemoteWrite` to a peer: `AlreadyExists` (and
+/// `InvalidArgument`, bad labels) are conflicts, `Unavailable` is unavailable, anything
+/// else (timeouts, internal errors) is [`ErrorClass::Other`].
+pub fn class_of_status(code: tonic::Code) -> ErrorClass {
+    match code {
+        tonic::Code::AlreadyExists | tonic::Code::InvalidArgument => ErrorClass::Conflict,
+        tonic::Code::Unavailable => ErrorClass::Unavailable,
+        _ => ErrorClass::Other,
+    }
 }
 
 impl WriteError {
@@ -349,9 +415,47 @@ impl WriteError {
             | WriteError::TooManySeries { .. }
             | WriteError::TooManySamples { .. } => ErrorKind::TooLarge,
             WriteError::Rejected(r) => r.kind().unwrap_or(ErrorKind::Internal),
-            WriteError::Task { .. } | WriteError::Append { .. } | WriteError::Storage { .. } => {
-                ErrorKind::Internal
+            WriteError::Task { .. }
+            | WriteError::Append { .. }
+            | WriteError::Storage { .. }
+            | WriteError::Hashring { .. } => ErrorKind::Internal,
+            WriteError::InvalidHeader { .. } | WriteError::InvalidReplica { .. } => {
+                ErrorKind::BadRequest
             }
+            WriteError::Replication(failure) => match failure.cause {
+                FailureCause::Conflict => ErrorKind::Conflict,
+                FailureCause::NotReady | FailureCause::Unavailable => ErrorKind::Unavailable,
+                FailureCause::Internal => ErrorKind::Internal,
+            },
+        }
+    }
+
+    /// The gRPC status answered by `thanos.WriteableStore/RemoteWrite`: conflicts are
+    /// `AlreadyExists`, not ready / unavailable `Unavailable`, bad requests (replica
+    /// number above the replication factor, malformed series) `InvalidArgument`, size
+    /// limits `ResourceExhausted`, everything else `Internal`.
+    pub fn to_status(&self) -> tonic::Status {
+        self.kind().to_grpc_status(self.to_string())
+    }
+
+    /// The class of this error when it is the result of one replica write: conflicts
+    /// and malformed series are [`ErrorClass::Conflict`] (retrying cannot help), a node
+    /// that is not ready is [`ErrorClass::NotReady`], anything else
+    /// [`ErrorClass::Other`].
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            WriteError::NotReady => ErrorClass::NotReady,
+            WriteError::Replication(failure) => match failure.cause {
+                FailureCause::Conflict => ErrorClass::Conflict,
+                FailureCause::NotReady => ErrorClass::NotReady,
+                FailureCause::Unavailable => ErrorClass::Unavailable,
+                FailureCause::Internal => ErrorClass::Other,
+            },
+            other => match other.kind() {
+                ErrorKind::Conflict | ErrorKind::BadRequest => ErrorClass::Conflict,
+                ErrorKind::Unavailable => ErrorClass::Unavailable,
+                _ => ErrorClass::Other,
+            },
         }
     }
 
@@ -417,9 +521,51 @@ mod tests {
         assert_eq!(WriteError::NotReady.http_status().as_u16(), 503);
         let mut r = Rejections::default();
         r.add(Reason::DuplicateSample, 1, String::new);
+        let rejected = WriteError::Rejected(Box::new(r));
+        assert_eq!(rejected.http_status().as_u16(), 409);
+        assert_eq!(rejected.to_status().code(), tonic::Code::AlreadyExists);
+        assert_eq!(rejected.class(), ErrorClass::Conflict);
         assert_eq!(
-            WriteError::Rejected(Box::new(r)).http_status().as_u16(),
-            409
+            WriteError::NotReady.to_status().code(),
+            tonic::Code::Unavailable
+        );
+        assert_eq!(WriteError::NotReady.class(), ErrorClass::NotReady);
+        let replica = WriteError::InvalidReplica {
+            replica: 4,
+            replication_factor: 3,
+        };
+        assert_eq!(replica.http_status().as_u16(), 400);
+        assert_eq!(replica.to_status().code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn replication_failures_map_to_statuses_and_render_their_errors() {
+        let failure = |cause, errors: &[&str]| {
+            WriteError::Replication(Box::new(ReplicationFailure {
+                cause,
+                errors: errors.iter().map(|e| (*e).to_owned()).collect(),
+            }))
+        };
+        let conflict = failure(FailureCause::Conflict, &["a: out of order", "b: dup"]);
+        assert_eq!(conflict.http_status().as_u16(), 409);
+        assert_eq!(conflict.to_status().code(), tonic::Code::AlreadyExists);
+        assert_eq!(conflict.to_string(), "2 errors: a: out of order; b: dup");
+        let mixed = failure(FailureCause::Unavailable, &["x"]);
+        assert_eq!(mixed.http_status().as_u16(), 503);
+        assert_eq!(mixed.to_status().code(), tonic::Code::Unavailable);
+        assert_eq!(mixed.to_string(), "x");
+        assert_eq!(mixed.class(), ErrorClass::Unavailable);
+        assert_eq!(
+            class_of_status(tonic::Code::AlreadyExists),
+            ErrorClass::Conflict
+        );
+        assert_eq!(
+            class_of_status(tonic::Code::Unavailable),
+            ErrorClass::Unavailable
+        );
+        assert_eq!(
+            class_of_status(tonic::Code::DeadlineExceeded),
+            ErrorClass::Other
         );
     }
 }

@@ -1,20 +1,24 @@
 //! The remote-write HTTP endpoint `POST /api/v1/receive` (mirrors Thanos
-//! `pkg/receive/handler.go` in IngestorOnly mode: everything is written locally).
+//! `pkg/receive/handler.go`).
 //!
 //! Request handling order (components.md §3.4): readiness (503 until the prober is
 //! ready), concurrency gate ([`HandlerOptions::max_concurrency`]), tenant
 //! (`--receive.tenant-header`, then `THANOS-TENANT`, then `--receive.default-tenant-id`;
-//! 400 unless a single path element), media type (415),
-//! size (`Content-Length`, bytes read, declared snappy length: 413), decoding (400),
-//! request limits (413), then the tenant head's [`Head::append_batch`]. Success is 200
-//! with an empty body; failures carry the aggregated error text and the status of the
-//! error's [`ErrorKind`](thanos_server::ErrorKind). Remote write 2.0 responses carry the
+//! 400 unless a single path element), media type (415), replica number
+//! (`--receive.replica-header`, 400 unless an integer), size (`Content-Length`, bytes
+//! read, declared snappy length: 413), decoding (400), request limits (413), then the
+//! [`Distributor`]: local write in IngestorOnly mode, replication and forwarding by the
+//! hashring in router modes. Success is 200 with an empty body; failures carry the
+//! aggregated error text and the status of the error's
+//! [`ErrorKind`](thanos_server::ErrorKind) (409 for conflicts, 503 when replication
+//! failed for retryable reasons). Remote write 2.0 responses carry the
 //! `X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written` headers.
 //!
-//! Decoding and appending run on the blocking pool, never on the async workers.
+//! Decoding and local appends run on the blocking pool, never on the async workers. A
+//! write runs to completion in its own task even if the client goes away.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -30,9 +34,10 @@ use thanos_server::Prober;
 use tokio::sync::Semaphore;
 
 use crate::error::WriteError;
-use crate::head::{AppendReport, Head};
+use crate::forward::Distributor;
 use crate::multitsdb::{MultiTsdb, validate_tenant};
 use crate::write::{Protocol, WriteLimits, decode_request, negotiate};
+use crate::writer::LocalWriter;
 
 /// Path of the remote-write endpoint.
 pub const RECEIVE_PATH: &str = "/api/v1/receive";
@@ -40,6 +45,8 @@ pub const RECEIVE_PATH: &str = "/api/v1/receive";
 pub const DEFAULT_TENANT_HEADER: &str = "THANOS-TENANT";
 /// Default of `--receive.default-tenant-id`.
 pub const DEFAULT_TENANT_ID: &str = "default-tenant";
+/// Default of `--receive.replica-header`.
+pub const DEFAULT_REPLICA_HEADER: &str = "THANOS-REPLICA";
 
 const SAMPLES_WRITTEN: &str = "X-Prometheus-Remote-Write-Samples-Written";
 const HISTOGRAMS_WRITTEN: &str = "X-Prometheus-Remote-Write-Histograms-Written";
@@ -52,6 +59,9 @@ pub struct HandlerOptions {
     pub tenant_header: String,
     /// `--receive.default-tenant-id`.
     pub default_tenant: String,
+    /// `--receive.replica-header`: the 1-based replica number of an already-replicated
+    /// request (legacy HTTP forwarding).
+    pub replica_header: String,
     /// Request size and count limits.
     pub limits: WriteLimits,
     /// Most write requests decoded and appended at once (`write.global.max_concurrency`);
@@ -64,6 +74,7 @@ impl Default for HandlerOptions {
         Self {
             tenant_header: DEFAULT_TENANT_HEADER.to_owned(),
             default_tenant: DEFAULT_TENANT_ID.to_owned(),
+            replica_header: DEFAULT_REPLICA_HEADER.to_owned(),
             limits: WriteLimits::default(),
             max_concurrency: 0,
         }
@@ -130,7 +141,7 @@ impl HandlerMetrics {
 struct Inner {
     options: HandlerOptions,
     gate: Option<Arc<Semaphore>>,
-    tsdb: Arc<MultiTsdb>,
+    distributor: Arc<Distributor>,
     prober: Prober,
     metrics: HandlerMetrics,
 }
@@ -159,14 +170,27 @@ struct Outcome {
 }
 
 impl Handler {
-    /// A handler writing into `tsdb`, gated by `prober`'s readiness; registers
+    /// An IngestorOnly handler writing everything into `tsdb` (see
+    /// [`Handler::with_distributor`]; also registers the [`Distributor::ingestor`]
+    /// metrics).
+    pub fn new(
+        options: HandlerOptions,
+        tsdb: Arc<MultiTsdb>,
+        prober: Prober,
+        registry: &Registry,
+    ) -> Result<Self, prometheus::Error> {
+        let distributor = Distributor::ingestor(LocalWriter::new(tsdb), registry)?;
+        Self::with_distributor(options, Arc::new(distributor), prober, registry)
+    }
+
+    /// A handler writing through `distributor`, gated by `prober`'s readiness; registers
     /// `http_requests_total`, `http_request_duration_seconds` (label
     /// `handler="receive"`), `thanos_receive_write_timeseries`,
     /// `thanos_receive_write_samples` and `thanos_receive_pending_write_requests` on
     /// `registry`.
-    pub fn new(
+    pub fn with_distributor(
         options: HandlerOptions,
-        tsdb: Arc<MultiTsdb>,
+        distributor: Arc<Distributor>,
         prober: Prober,
         registry: &Registry,
     ) -> Result<Self, prometheus::Error> {
@@ -175,7 +199,7 @@ impl Handler {
                 gate: (options.max_concurrency > 0)
                     .then(|| Arc::new(Semaphore::new(options.max_concurrency))),
                 options,
-                tsdb,
+                distributor,
                 prober,
                 metrics: HandlerMetrics::new(registry)?,
             }),
@@ -230,12 +254,12 @@ impl Handler {
             None => None,
         };
         match self.prepare(tenant, headers, body, &mut outcome).await {
-            Ok((protocol, body)) => {
+            Ok((protocol, replica, body)) => {
                 let this = self.clone();
                 let tenant_owned = tenant.to_owned();
-                let joined = tokio::task::spawn_blocking(move || {
+                let joined = tokio::spawn(async move {
                     let _permit = permit;
-                    this.write(&tenant_owned, protocol, &body)
+                    this.write(tenant_owned, protocol, replica, body).await
                 })
                 .await;
                 match joined {
@@ -265,7 +289,7 @@ impl Handler {
         headers: &HeaderMap,
         body: Body,
         outcome: &mut Outcome,
-    ) -> Result<(Protocol, Bytes), WriteError> {
+    ) -> Result<(Protocol, i64, Bytes), WriteError> {
         validate_tenant(tenant)?;
         let header = |name| {
             headers
@@ -278,6 +302,22 @@ impl Handler {
             header(VERSION_HEADER),
         )?;
         outcome.protocol = Some(protocol);
+        let replica_header = self.inner.options.replica_header.as_str();
+        let replica = match header(replica_header)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            None => 0,
+            Some(value) => value
+                .parse::<u64>()
+                .ok()
+                .and_then(|r| i64::try_from(r).ok())
+                .ok_or_else(|| WriteError::InvalidHeader {
+                    header: replica_header.to_owned(),
+                    value: value.to_owned(),
+                    reason: "not a replica number".to_owned(),
+                })?,
+        };
         let max = self.inner.options.limits.max_body_bytes;
         if let Some(len) =
             header(header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok())
@@ -286,7 +326,7 @@ impl Handler {
             return Err(WriteError::BodyTooLarge { len, max });
         }
         match Limited::new(body, max).collect().await {
-            Ok(collected) => Ok((protocol, collected.to_bytes())),
+            Ok(collected) => Ok((protocol, replica, collected.to_bytes())),
             Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
                 Err(WriteError::BodyTooLarge {
                     len: max as u64 + 1,
@@ -299,43 +339,34 @@ impl Handler {
         }
     }
 
-    /// Decodes and appends; returns (series, samples, samples written, result).
-    fn write(
+    /// Decodes (on the blocking pool) and distributes; returns (series, samples, samples
+    /// written, result).
+    async fn write(
         &self,
-        tenant: &str,
+        tenant: String,
         protocol: Protocol,
-        body: &[u8],
+        replica: i64,
+        body: Bytes,
     ) -> (usize, usize, u64, Result<(), WriteError>) {
-        let batch = match decode_request(protocol, body, &self.inner.options.limits) {
-            Ok(batch) => batch,
-            Err(err) => return (0, 0, 0, Err(err)),
+        let limits = self.inner.options.limits;
+        let decoded =
+            tokio::task::spawn_blocking(move || decode_request(protocol, &body, &limits)).await;
+        let batch = match decoded {
+            Ok(Ok(batch)) => batch,
+            Ok(Err(err)) => return (0, 0, 0, Err(err)),
+            Err(err) => {
+                let err = WriteError::Task {
+                    tenant,
+                    reason: err.to_string(),
+                };
+                return (0, 0, 0, Err(err));
+            }
         };
         let (series, samples) = (batch.received_series(), batch.received_samples());
-        let mut report = AppendReport::default();
-        if !batch.series.is_empty() {
-            let head: Arc<Head> = match self.inner.tsdb.tenant_head(tenant) {
-                Ok(head) => head,
-                Err(err) => return (series, samples, 0, Err(err)),
-            };
-            report = match head.append_batch(&batch, now_ms()) {
-                Ok(report) => report,
-                Err(source) => {
-                    let err = WriteError::Append {
-                        tenant: tenant.to_owned(),
-                        source,
-                    };
-                    return (series, samples, 0, Err(err));
-                }
-            };
+        if batch.series.is_empty() && batch.rejections.is_empty() {
+            return (series, samples, 0, Ok(()));
         }
-        let mut rejections = batch.rejections;
-        rejections.merge(&report.rejections);
-        let written = report.appended + report.identical;
-        let result = if rejections.is_empty() {
-            Ok(())
-        } else {
-            Err(WriteError::Rejected(Box::new(rejections)))
-        };
+        let (written, result) = self.inner.distributor.write(&tenant, batch, replica).await;
         (series, samples, written, result)
     }
 }
@@ -354,12 +385,6 @@ impl Drop for Pending {
     fn drop(&mut self) {
         self.0.dec();
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 async fn receive(State(handler): State<Handler>, headers: HeaderMap, body: Body) -> Response {

@@ -19,6 +19,9 @@
 //!   [`Reason::OutOfOrder`]; equal timestamp with a different value (bitwise) →
 //!   [`Reason::DuplicateSample`]; an identical resend is a no-op. Rejected samples are
 //!   counted per reason; the other samples of the same request are kept.
+//! * Blocks: [`Head::block_series`] hands out the chunks of a block range and
+//!   [`Head::truncate`] then drops everything below it, removing emptied series and
+//!   raising the minimum valid time so nothing can be appended below a written block.
 //! * Concurrency: appenders take a stripe's read lock and then the series' own mutex;
 //!   only creating a series takes a stripe's write lock. There is no global lock.
 //!
@@ -113,6 +116,38 @@ impl Stripe {
                 .find(|s| s.labels_eq(labels));
         }
         None
+    }
+
+    /// Removes the series for which `keep` returns false (called once per series);
+    /// returns how many were removed.
+    fn retain(&mut self, mut keep: impl FnMut(&MemSeries) -> bool) -> u64 {
+        let mut removed = 0;
+        self.conflicts.retain(|_, list| {
+            let before = list.len();
+            list.retain(|s| keep(s));
+            removed += (before - list.len()) as u64;
+            !list.is_empty()
+        });
+        let gone: Vec<u64> = self
+            .unique
+            .iter()
+            .filter(|(_, s)| !keep(s))
+            .map(|(h, _)| *h)
+            .collect();
+        for hash in gone {
+            self.unique.remove(&hash);
+            removed += 1;
+            // Promote a colliding series so lookups keep finding it.
+            if let Some(list) = self.conflicts.get_mut(&hash)
+                && let Some(s) = list.pop()
+            {
+                if list.is_empty() {
+                    self.conflicts.remove(&hash);
+                }
+                self.unique.insert(hash, Box::new(s));
+            }
+        }
+        removed
     }
 
     fn iter(&self) -> impl Iterator<Item = &MemSeries> {
@@ -336,6 +371,81 @@ impl SeriesState {
         self.closed.push(ClosedChunk { min_t, max_t, data });
     }
 
+    /// True when the series holds no sample in memory.
+    fn has_no_data(&self) -> bool {
+        self.closed.is_empty() && self.open.is_empty()
+    }
+
+    /// Chunks holding the samples in `[mint, maxt)` (end-exclusive, as block ranges are);
+    /// a chunk reaching outside the range is re-encoded with only the samples inside.
+    fn chunks_in_block_range(&self, mint: i64, maxt: i64) -> Vec<ChunkMeta> {
+        let mut out = Vec::new();
+        let mut take = |min_t: i64, max_t: i64, data: Bytes| {
+            if max_t < mint || min_t >= maxt {
+                return;
+            }
+            if min_t >= mint && max_t < maxt {
+                out.push(ChunkMeta {
+                    min_time: min_t,
+                    max_time: max_t,
+                    data,
+                });
+            } else if let Some(part) = reencode(&data, mint, maxt) {
+                out.push(part);
+            }
+        };
+        for c in &self.closed {
+            take(c.min_t, c.max_t, c.data.clone());
+        }
+        if let (Some(a), Some(b)) = (self.open.min_time(), self.open.max_time()) {
+            take(a, b, Bytes::copy_from_slice(self.open.bytes()));
+        }
+        out
+    }
+
+    /// Drops every sample older than `mint`; returns the number of chunks removed.
+    fn truncate(&mut self, mint: i64) -> u64 {
+        let before = self.closed.len();
+        let mut removed = 0;
+        self.closed.retain_mut(|c| {
+            if c.max_t < mint {
+                return false;
+            }
+            if c.min_t < mint {
+                match reencode(&c.data, mint, i64::MAX) {
+                    Some(part) => {
+                        c.min_t = part.min_time;
+                        c.data = part.data;
+                    }
+                    None => return false,
+                }
+            }
+            true
+        });
+        removed += (before - self.closed.len()) as u64;
+        if let (Some(a), Some(b)) = (self.open.min_time(), self.open.max_time()) {
+            if b < mint {
+                self.open = XorChunk::new();
+                removed += 1;
+            } else if a < mint {
+                let mut kept = XorChunk::new();
+                for s in self.open.iter().filter(|s| s.t >= mint) {
+                    kept.append(s.t, s.v);
+                }
+                self.open = kept;
+            }
+        }
+        removed
+    }
+
+    /// Timestamp of the oldest sample in memory.
+    fn min_time(&self) -> Option<i64> {
+        self.closed
+            .first()
+            .map(|c| c.min_t)
+            .or_else(|| self.open.min_time())
+    }
+
     fn overlaps(&self, mint: i64, maxt: i64) -> bool {
         self.closed
             .iter()
@@ -386,6 +496,20 @@ impl ChunkMeta {
     pub fn iter(&self) -> XorIterator<'_> {
         XorIterator::new(&self.data)
     }
+}
+
+/// Re-encodes the samples of XOR chunk `data` that lie in `[mint, maxt)`; `None` when
+/// there are none.
+fn reencode(data: &[u8], mint: i64, maxt: i64) -> Option<ChunkMeta> {
+    let mut chunk = XorChunk::new();
+    for s in XorIterator::new(data).filter(|s| s.t >= mint && s.t < maxt) {
+        chunk.append(s.t, s.v);
+    }
+    Some(ChunkMeta {
+        min_time: chunk.min_time()?,
+        max_time: chunk.max_time()?,
+        data: Bytes::from(chunk.into_bytes()),
+    })
 }
 
 /// A series returned by [`Head::select`].
@@ -564,8 +688,14 @@ impl Head {
         (t != i64::MIN).then_some(t)
     }
 
-    /// Raises the lower bound for appends (set once data below it lives in blocks).
+    /// Raises the lower bound for appends (set once data below it lives in blocks). With
+    /// a WAL attached, every append that returns after this call sees the new bound.
     pub fn set_min_valid_time(&self, t: i64) {
+        let _order = self.lock_order();
+        self.raise_min_valid_time(t);
+    }
+
+    fn raise_min_valid_time(&self, t: i64) {
         self.min_valid_time.fetch_max(t, Ordering::AcqRel);
     }
 
@@ -861,6 +991,101 @@ impl Head {
             }
         });
         values.into_iter().collect()
+    }
+}
+
+/// What [`Head::truncate`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TruncateStats {
+    /// Series removed because nothing was left of them.
+    pub series_removed: u64,
+    /// Chunks dropped (whole chunks below the truncation time).
+    pub chunks_removed: u64,
+}
+
+impl Head {
+    /// The lower bound for appends set by [`Head::set_min_valid_time`] (data below it
+    /// lives in blocks); `i64::MIN` when unset.
+    pub fn min_valid_time(&self) -> i64 {
+        self.min_valid_time.load(Ordering::Acquire)
+    }
+
+    /// Every series with samples in `[mint, maxt)` (end-exclusive, like a block's range),
+    /// sorted by labels, with exactly the chunks holding those samples: the input of a
+    /// block. Chunks reaching outside the range are re-encoded to the part inside.
+    pub fn block_series(&self, mint: i64, maxt: i64) -> Vec<HeadSeries> {
+        let mut out = Vec::new();
+        if maxt <= mint {
+            return out;
+        }
+        self.for_each_match(&[], mint, maxt - 1, |s, state| {
+            let chunks = state.chunks_in_block_range(mint, maxt);
+            if !chunks.is_empty() {
+                out.push(HeadSeries {
+                    labels: s.to_labels(),
+                    chunks,
+                });
+            }
+        });
+        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+
+    /// Drops every sample older than `mint` (they were written to a block), removes the
+    /// series left without samples and raises the head's min valid time and min time to
+    /// `mint`, so no later append can go below it. Call it after the block covering the
+    /// dropped samples is durable.
+    pub fn truncate(&self, mint: i64) -> TruncateStats {
+        {
+            // Appends compute their window under this lock: once it is released, none can
+            // add a sample below `mint`.
+            let _order = self.lock_order();
+            self.raise_min_valid_time(mint);
+            self.min_time.fetch_max(mint, Ordering::AcqRel);
+        }
+        let mut stats = TruncateStats::default();
+        let mut actual_min = i64::MAX;
+        for stripe in self.stripes.iter() {
+            let mut guard = stripe.write().unwrap_or_else(PoisonError::into_inner);
+            stats.series_removed += guard.retain(|s| {
+                let mut state = s.lock();
+                stats.chunks_removed += state.truncate(mint);
+                if let Some(t) = state.min_time() {
+                    actual_min = actual_min.min(t);
+                }
+                !state.has_no_data()
+            });
+        }
+        self.num_series
+            .fetch_sub(stats.series_removed, Ordering::AcqRel);
+        self.metrics
+            .series
+            .sub(i64::try_from(stats.series_removed).unwrap_or(i64::MAX));
+        // As Prometheus: the head starts at its oldest remaining sample (the appendable
+        // window when nothing is left), but never above what may still be appended.
+        let _order = self.lock_order();
+        let new_min = actual_min.min(self.appendable_min_valid_time()).max(mint);
+        self.raise_min_valid_time(new_min);
+        self.min_time.fetch_max(new_min, Ordering::AcqRel);
+        stats
+    }
+
+    fn lock_order(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.wal_order
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// IDs of the series in the head and the next ID to be handed out: a series created
+    /// later gets an ID at or above it (for WAL checkpoints).
+    pub(crate) fn series_refs(&self) -> (std::collections::HashSet<u64>, u64) {
+        let next = self.next_ref.load(Ordering::Acquire);
+        let mut refs = std::collections::HashSet::new();
+        for stripe in self.stripes.iter() {
+            let guard = stripe.read().unwrap_or_else(PoisonError::into_inner);
+            refs.extend(guard.iter().map(|s| s.series_ref));
+        }
+        (refs, next)
     }
 }
 

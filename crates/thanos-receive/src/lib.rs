@@ -1,4 +1,4 @@
-//! Thanos receive: the remote-write ingest path and the per-tenant in-memory heads.
+//! Thanos receive: the remote-write ingest path, the per-tenant heads and their blocks.
 //!
 //! Mirrors Thanos `pkg/receive` (`handler.go`: the `POST /api/v1/receive` endpoint and its
 //! status codes; `multitsdb.go`: one TSDB per tenant; `writer.go`: per-series validation
@@ -11,9 +11,20 @@
 //!   rules (out-of-order and conflicting duplicates rejected as 409, never dropped
 //!   silently; far-future samples rejected without changing any state) and answers
 //!   `select` / `label_names` / `label_values`;
-//! * [`multitsdb`] keeps one head per tenant;
+//! * [`multitsdb`] keeps one [`Tenant`] (head + local blocks) per tenant;
+//! * [`tenant`] cuts a head into Prometheus blocks (`<tsdb.path>/<tenant>/<ULID>/`,
+//!   compaction level 1, `thanos.source: receive`) when it spans more than 1.5 block
+//!   durations, or entirely on flush; then truncates the head and checkpoints the WAL, in
+//!   a crash-safe order; and deletes blocks beyond the retention (Prometheus `tsdb/db.go`
+//!   head compaction and time retention);
 //! * [`handler`] is the axum endpoint, mapping every error through
-//!   [`thanos_server::ErrorKind`].
+//!   [`thanos_server::ErrorKind`]; [`writeable`] is `thanos.WriteableStore/RemoteWrite`
+//!   (accepting Thanos's framed-snappy gRPC compression, [`grpc_snappy`]); both hand
+//!   their writes to a [`Distributor`] ([`forward`]): the [`LocalWriter`] in
+//!   IngestorOnly mode, replication by the [`hashring`] with per-series quorum and
+//!   forwarding to peers over gRPC in router modes;
+//! * [`reload`] holds the current hashring and reloads `--receive.hashrings-file` on
+//!   change without flushing heads or turning unready.
 //!
 //! * [`wal`](mod@wal) replays a tenant's Prometheus-format WAL into its head on start,
 //!   repairs a torn tail and attaches the log: from then on [`Head::append_batch`], the
@@ -21,25 +32,37 @@
 //!   is acknowledged.
 //!
 //! * [`store`](mod@store) serves `thanos.Store` and `thanos.info.Info` over the tenant
-//!   heads ([`ReceiveStore`]), each tenant labelled with the `--label`s plus its tenant
-//!   label.
+//!   blocks and heads ([`ReceiveStore`]), each tenant labelled with the `--label`s plus
+//!   its tenant label.
 //!
-//! Not provided yet: cutting the head into blocks, shipping, WAL checkpoints (the WAL grows
-//! until restart).
+//! Uploading blocks is the `thanos-shipper` crate's job; `thanos receive` wires the two.
 
 pub mod error;
+pub mod forward;
+pub mod grpc_snappy;
 pub mod handler;
 pub mod hashring;
 pub mod head;
 pub mod multitsdb;
+pub mod reload;
 pub mod store;
+pub mod tenant;
 pub mod wal;
 mod wire;
 pub mod write;
+pub mod writeable;
+pub mod writer;
 
-pub use error::{Reason, Rejections, WriteError};
+pub use error::{Reason, Rejections, ReplicationFailure, WriteError};
+pub use forward::{Compression, Distributor, GrpcPeers, Peers, RouterOptions};
 pub use handler::{Handler, HandlerOptions};
-pub use head::{AppendError, AppendReport, ChunkMeta, Head, HeadMetrics, HeadOptions, HeadSeries};
+pub use head::{
+    AppendError, AppendReport, ChunkMeta, Head, HeadMetrics, HeadOptions, HeadSeries, TruncateStats,
+};
 pub use multitsdb::{MultiTsdb, Storage};
+pub use reload::{HashringReloader, RingMetrics, SharedHashring};
 pub use store::{ReceiveStore, StoreError};
+pub use tenant::{BlockError, Tenant};
 pub use write::{Batch, Protocol, SeriesSamples, WriteLimits};
+pub use writeable::WriteableService;
+pub use writer::LocalWriter;

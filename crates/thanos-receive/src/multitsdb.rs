@@ -5,10 +5,19 @@
 //! replays every existing tenant directory before returning, so a receiver reports ready
 //! only after replay. A tenant name becomes a directory name, so it must be a single path
 //! element (components.md §3.4 step 1).
+//!
+//! Persisted tenants also hold local blocks (`<tsdb.path>/<tenant>/<ULID>/`), opened
+//! before the WAL is replayed; [`MultiTsdb::compact`], [`MultiTsdb::flush`] and
+//! [`MultiTsdb::apply_retention`] cut the heads into blocks and delete old blocks (see
+//! [`crate::tenant`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
+
+use thanos_model::Labels;
+use thanos_tsdb::meta::{BlockMeta, ThanosMeta};
+use ulid::Ulid;
 
 use thanos_wal::wlog::WalOptions;
 
@@ -16,6 +25,7 @@ use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::error::WriteError;
 use crate::head::{Head, HeadMetrics, HeadOptions};
+use crate::tenant::{BlockError, Tenant, thanos_meta};
 use crate::wal::{self, OpenError, ReplayStats};
 
 /// Where tenant heads are persisted.
@@ -28,9 +38,14 @@ pub struct Storage {
 }
 
 impl Storage {
+    /// The directory of `tenant`: `<dir>/<tenant>`.
+    pub fn tenant_dir(&self, tenant: &str) -> PathBuf {
+        self.dir.join(tenant)
+    }
+
     /// The WAL directory of `tenant`: `<dir>/<tenant>/wal`.
     pub fn wal_dir(&self, tenant: &str) -> PathBuf {
-        self.dir.join(tenant).join("wal")
+        self.tenant_dir(tenant).join("wal")
     }
 }
 
@@ -127,8 +142,10 @@ impl TsdbMetrics {
 pub struct MultiTsdb {
     options: HeadOptions,
     storage: Option<Storage>,
-    tenants: RwLock<HashMap<String, Arc<Head>>>,
+    tenants: RwLock<HashMap<String, Arc<Tenant>>>,
     metrics: TsdbMetrics,
+    /// External labels and tenant label name written into new blocks' `thanos` section.
+    block_labels: RwLock<Option<(Labels, String)>>,
 }
 
 impl std::fmt::Debug for MultiTsdb {
@@ -149,13 +166,15 @@ impl MultiTsdb {
             storage: None,
             tenants: RwLock::default(),
             metrics: TsdbMetrics::new(registry)?,
+            block_labels: RwLock::default(),
         })
     }
 
     /// A registry persisted in `storage`: every tenant directory already present (one
-    /// holding a `wal/` directory) is replayed and gets its WAL attached before this
-    /// returns; new tenants get a WAL on first write. Blocking (replay reads every
-    /// segment): call it from a blocking thread. Returns the replay statistics per tenant.
+    /// holding a `wal/` directory) gets its blocks opened, then its WAL replayed (samples
+    /// below the newest block's max time skipped) and attached before this returns; new
+    /// tenants get a WAL on first write. Blocking (replay reads every segment): call it
+    /// from a blocking thread. Returns the replay statistics per tenant.
     pub fn open(
         options: HeadOptions,
         storage: Storage,
@@ -186,27 +205,43 @@ impl MultiTsdb {
             storage: Some(storage),
             tenants: RwLock::default(),
             metrics,
+            block_labels: RwLock::default(),
         };
         let mut stats = Vec::with_capacity(names.len());
         {
             let mut tenants = tsdb.tenants.write().unwrap_or_else(PoisonError::into_inner);
             for name in names {
-                let (head, s) = tsdb.create_head(&name)?;
-                tenants.insert(name.clone(), head);
+                let (tenant, s) = tsdb.create_tenant(&name)?;
+                tenants.insert(name.clone(), tenant);
                 stats.push((name, s));
             }
         }
         Ok((tsdb, stats))
     }
 
-    /// A new head for `tenant`, with its WAL replayed and attached when persisted.
-    fn create_head(&self, tenant: &str) -> Result<(Arc<Head>, ReplayStats), OpenError> {
-        let head = Head::new(self.options, self.metrics.for_tenant(tenant));
-        let stats = match &self.storage {
-            Some(storage) => wal::open(&head, &storage.wal_dir(tenant), storage.wal.clone())?,
-            None => ReplayStats::default(),
+    /// A new tenant: in memory, or with its blocks opened and its WAL replayed and
+    /// attached when persisted.
+    fn create_tenant(&self, name: &str) -> Result<(Arc<Tenant>, ReplayStats), OpenError> {
+        let head = Head::new(self.options, self.metrics.for_tenant(name));
+        let Some(storage) = &self.storage else {
+            return Ok((
+                Arc::new(Tenant::in_memory(name, head)),
+                ReplayStats::default(),
+            ));
         };
-        Ok((Arc::new(head), stats))
+        let tenant = Tenant::open(
+            name,
+            head,
+            storage.tenant_dir(name),
+            storage.wal.compression,
+        )?;
+        let head = tenant.head();
+        let stats = wal::open(head, &storage.wal_dir(name), storage.wal.clone())?;
+        if stats.samples_in_blocks > 0 {
+            // Series whose samples all live in blocks are left empty by the replay.
+            head.truncate(head.min_valid_time());
+        }
+        Ok((Arc::new(tenant), stats))
     }
 
     /// The head of `tenant`, creating it if needed; fails for invalid tenant names.
@@ -216,25 +251,131 @@ impl MultiTsdb {
         }
         validate_tenant(tenant)?;
         let mut tenants = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(head) = tenants.get(tenant) {
-            return Ok(Arc::clone(head));
+        if let Some(t) = tenants.get(tenant) {
+            return Ok(Arc::clone(t.head()));
         }
         tracing::info!(tenant, "creating tenant head");
-        let (head, _) = self.create_head(tenant).map_err(|e| WriteError::Storage {
-            tenant: tenant.to_owned(),
-            reason: e.to_string(),
-        })?;
-        tenants.insert(tenant.to_owned(), Arc::clone(&head));
+        let (t, _) = self
+            .create_tenant(tenant)
+            .map_err(|e| WriteError::Storage {
+                tenant: tenant.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let head = Arc::clone(t.head());
+        tenants.insert(tenant.to_owned(), t);
         Ok(head)
     }
 
     /// The head of `tenant` if it exists.
     pub fn get(&self, tenant: &str) -> Option<Arc<Head>> {
+        self.tenant(tenant).map(|t| Arc::clone(t.head()))
+    }
+
+    /// The tenant (head and blocks) if it exists.
+    pub fn tenant(&self, tenant: &str) -> Option<Arc<Tenant>> {
         self.tenants
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(tenant)
             .cloned()
+    }
+
+    /// Every tenant, in name order.
+    pub fn all_tenants(&self) -> Vec<Arc<Tenant>> {
+        let mut all: Vec<Arc<Tenant>> = self
+            .tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        all.sort_unstable_by(|a, b| a.name().cmp(b.name()));
+        all
+    }
+
+    /// Writes `thanos.labels` (`external` plus `<tenant_label_name>=<tenant>`) and
+    /// `thanos.source: receive` into the `meta.json` of the blocks cut from now on.
+    pub fn set_block_labels(&self, external: Labels, tenant_label_name: &str) {
+        *self
+            .block_labels
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some((external, tenant_label_name.to_owned()));
+    }
+
+    /// The `thanos` section for the blocks of `tenant`, if labels were set.
+    fn thanos_meta(&self, tenant: &str) -> Option<ThanosMeta> {
+        let guard = self
+            .block_labels
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (external, tenant_label) = guard.as_ref()?;
+        let mut labels: BTreeMap<String, String> = external
+            .iter()
+            .map(|l| (l.name.clone(), l.value.clone()))
+            .collect();
+        labels.insert(tenant_label.clone(), tenant.to_owned());
+        Some(thanos_meta(labels))
+    }
+
+    /// Runs the head compaction of every tenant ([`Tenant::compact`]): cuts blocks while
+    /// a head spans more than 1.5 block durations. Returns the blocks written per tenant;
+    /// stops at the first error. Blocking.
+    pub fn compact(&self) -> Result<Vec<(String, BlockMeta)>, BlockError> {
+        self.each_tenant(|t, meta| t.compact(meta))
+    }
+
+    /// Cuts every tenant's whole head into blocks ([`Tenant::flush`]); for shutdown and
+    /// hashring changes, after writes stopped. Tries every tenant and returns the first
+    /// error, if any. Blocking.
+    pub fn flush(&self) -> Result<Vec<(String, BlockMeta)>, BlockError> {
+        let mut out = Vec::new();
+        let mut first_err = None;
+        for t in self.all_tenants() {
+            let meta = self.thanos_meta(t.name());
+            match t.flush(meta.as_ref()) {
+                Ok(metas) => out.extend(metas.into_iter().map(|m| (t.name().to_owned(), m))),
+                Err(e) => {
+                    tracing::error!(tenant = t.name(), err = %e, "flush tenant head");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    fn each_tenant(
+        &self,
+        mut f: impl FnMut(&Tenant, Option<&ThanosMeta>) -> Result<Vec<BlockMeta>, BlockError>,
+    ) -> Result<Vec<(String, BlockMeta)>, BlockError> {
+        let mut out = Vec::new();
+        for t in self.all_tenants() {
+            let meta = self.thanos_meta(t.name());
+            for m in f(&t, meta.as_ref())? {
+                out.push((t.name().to_owned(), m));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes every tenant's blocks beyond `retention_ms` ([`Tenant::apply_retention`])
+    /// for which `deletable(tenant, block)` holds. Returns the deleted blocks. Blocking.
+    pub fn apply_retention(
+        &self,
+        retention_ms: i64,
+        deletable: &dyn Fn(&str, Ulid) -> bool,
+    ) -> Result<Vec<(String, Ulid)>, BlockError> {
+        let mut out = Vec::new();
+        for t in self.all_tenants() {
+            let name = t.name().to_owned();
+            for id in t.apply_retention(retention_ms, &|id| deletable(&name, id))? {
+                out.push((name.clone(), id));
+            }
+        }
+        Ok(out)
     }
 
     /// Names of the existing tenants, sorted.

@@ -1,9 +1,10 @@
-//! The StoreAPI over the tenant heads (Thanos's receive `localStorage` StoreAPI): serves
+//! The StoreAPI over the tenant TSDBs (Thanos's receive `localStorage` StoreAPI): serves
 //! `thanos.Store` (Series, LabelNames, LabelValues) and `thanos.info.Info` from every
-//! tenant's in-memory head, each tenant advertised with its own external label set
-//! (`--label`s + `<tenant label>=<tenant>`).
+//! tenant's local blocks and in-memory head, each tenant advertised with its own external
+//! label set (`--label`s + `<tenant label>=<tenant>`). A series present in several blocks
+//! and the head is returned once, with the chunks of all of them in time order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
@@ -23,8 +24,11 @@ use thanos_proto::thanos::{
 use thanos_server::kind::ErrorKind;
 use tonic::{Request, Response, Status};
 
-use crate::head::{Head, HeadSeries};
+use thanos_tsdb::block::Block;
+
+use crate::head::{ChunkMeta, HeadSeries};
 use crate::multitsdb::MultiTsdb;
+use crate::tenant::Tenant;
 
 /// Errors of the StoreAPI calls.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +42,14 @@ pub enum StoreError {
     /// The blocking worker running the query failed.
     #[error("query worker: {0}")]
     Worker(String),
+    /// Reading a local block failed.
+    #[error("tenant {tenant}: read block: {source}")]
+    Block {
+        /// The tenant.
+        tenant: String,
+        /// The TSDB error (names the block and file).
+        source: thanos_tsdb::error::Error,
+    },
 }
 
 impl StoreError {
@@ -46,7 +58,7 @@ impl StoreError {
         match self {
             StoreError::NotReady => ErrorKind::Unavailable,
             StoreError::InvalidArgument(_) => ErrorKind::BadRequest,
-            StoreError::Worker(_) => ErrorKind::Internal,
+            StoreError::Worker(_) | StoreError::Block { .. } => ErrorKind::Internal,
         }
     }
 
@@ -69,7 +81,7 @@ struct Inner {
     tenant_label: String,
 }
 
-/// StoreAPI and Info server over the heads of a [`MultiTsdb`]. Created before the heads
+/// StoreAPI and Info server over the blocks and heads of a [`MultiTsdb`]. Created before the heads
 /// are open (so the gRPC server can start early); answers "not ready" until
 /// [`ReceiveStore::attach`] is called. Cheap to clone (shared state).
 #[derive(Debug, Clone)]
@@ -77,10 +89,127 @@ pub struct ReceiveStore {
     inner: Arc<Inner>,
 }
 
-/// One tenant's view for a query: its external labels and head.
+/// One tenant's view for a query: its external labels, blocks and head.
 struct TenantView {
     labels: Labels,
-    head: Arc<Head>,
+    tenant: Arc<Tenant>,
+}
+
+impl TenantView {
+    fn block_err(&self) -> impl Fn(thanos_tsdb::error::Error) -> StoreError + '_ {
+        |source| StoreError::Block {
+            tenant: self.tenant.name().to_owned(),
+            source,
+        }
+    }
+
+    /// Series matching `matchers` with chunks overlapping `[mint, maxt]`, from the blocks
+    /// and the head, one entry per label set (sorted), chunks in time order.
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<HeadSeries>, StoreError> {
+        let err = self.block_err();
+        let mut merged: BTreeMap<Labels, Vec<ChunkMeta>> = BTreeMap::new();
+        self.tenant.with_view(|blocks, head| {
+            for block in overlapping(blocks, mint, maxt) {
+                let index = block.index();
+                for r in index.postings_for_matchers(matchers).map_err(&err)? {
+                    let (labels, metas) = index.series(r).map_err(&err)?;
+                    let mut chunks = Vec::new();
+                    for m in metas
+                        .iter()
+                        .filter(|m| m.max_time >= mint && m.min_time <= maxt)
+                    {
+                        let raw = block
+                            .chunks()
+                            .chunk(m.chunk_ref)
+                            .map_err(|e| err(e.in_block(block.ulid())))?;
+                        if raw.encoding != thanos_model::Encoding::Xor.as_u8() {
+                            continue;
+                        }
+                        chunks.push(ChunkMeta {
+                            min_time: m.min_time,
+                            max_time: m.max_time,
+                            data: bytes::Bytes::copy_from_slice(raw.data),
+                        });
+                    }
+                    if !chunks.is_empty() {
+                        merged.entry(labels).or_default().extend(chunks);
+                    }
+                }
+            }
+            for s in head.select(matchers, mint, maxt) {
+                merged.entry(s.labels).or_default().extend(s.chunks);
+            }
+            Ok::<(), StoreError>(())
+        })?;
+        Ok(merged
+            .into_iter()
+            .map(|(labels, mut chunks)| {
+                chunks.sort_by_key(|c| (c.min_time, c.max_time));
+                HeadSeries { labels, chunks }
+            })
+            .collect())
+    }
+
+    /// Label names of the series matching `matchers` in `[mint, maxt]`.
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<BTreeSet<String>, StoreError> {
+        self.tenant.with_view(|blocks, head| {
+            let mut names: BTreeSet<String> =
+                head.label_names(matchers, mint, maxt).into_iter().collect();
+            for block in overlapping(blocks, mint, maxt) {
+                names.extend(
+                    block
+                        .index()
+                        .label_names_for(matchers)
+                        .map_err(self.block_err())?,
+                );
+            }
+            Ok(names)
+        })
+    }
+
+    /// Values of `name` among the series matching `matchers` in `[mint, maxt]`.
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<BTreeSet<String>, StoreError> {
+        self.tenant.with_view(|blocks, head| {
+            let mut values: BTreeSet<String> = head
+                .label_values(name, matchers, mint, maxt)
+                .into_iter()
+                .collect();
+            for block in overlapping(blocks, mint, maxt) {
+                values.extend(
+                    block
+                        .index()
+                        .label_values_for(name, matchers)
+                        .map_err(self.block_err())?,
+                );
+            }
+            values.remove("");
+            Ok(values)
+        })
+    }
+}
+
+/// The blocks overlapping `[mint, maxt]` (block ranges are end-exclusive).
+fn overlapping(blocks: &[Arc<Block>], mint: i64, maxt: i64) -> impl Iterator<Item = &Block> {
+    blocks
+        .iter()
+        .filter(move |b| b.meta().min_time <= maxt && b.meta().max_time > mint)
+        .map(|b| &**b)
 }
 
 /// Decodes request matchers; a bad matcher is an invalid argument.
@@ -166,9 +295,9 @@ impl ReceiveStore {
             .tenants()
             .into_iter()
             .filter_map(|t| {
-                tsdb.get(&t).map(|head| TenantView {
+                tsdb.tenant(&t).map(|tenant| TenantView {
                     labels: self.tenant_labels(&t),
-                    head,
+                    tenant,
                 })
             })
             .collect())
@@ -195,7 +324,7 @@ impl ReceiveStore {
             if rest.is_empty() {
                 return Err(no_matchers());
             }
-            for s in t.head.select(&rest, req.min_time, req.max_time) {
+            for s in t.select(&rest, req.min_time, req.max_time)? {
                 let labels = finalize_labels(&s.labels, &t.labels, &req.without_replica_labels);
                 if in_shard(&labels, req.shard_info.as_ref()) {
                     out.push((labels, s));
@@ -220,7 +349,7 @@ impl ReceiveStore {
             let Some(rest) = strip_external(&matchers, &t.labels) else {
                 continue;
             };
-            let found = t.head.label_names(&rest, req.start, req.end);
+            let found = t.label_names(&rest, req.start, req.end)?;
             if found.is_empty() {
                 continue;
             }
@@ -256,19 +385,19 @@ impl ReceiveStore {
                 continue;
             };
             if let Some(v) = t.labels.get(&req.label) {
-                if !t.head.label_names(&rest, req.start, req.end).is_empty() {
+                if !t.label_names(&rest, req.start, req.end)?.is_empty() {
                     values.insert(v.to_owned());
                 }
             } else {
-                values.extend(t.head.label_values(&req.label, &rest, req.start, req.end));
+                values.extend(t.label_values(&req.label, &rest, req.start, req.end)?);
             }
         }
         Ok(values.into_iter().take(limit_of(req.limit)).collect())
     }
 
     /// Info: one label set per tenant (sorted by its string form) with the tenant's
-    /// oldest sample time and an open end (`i64::MAX`); the store's min time is the oldest
-    /// sample of any tenant (`i64::MAX` when there is no data yet).
+    /// oldest block or head sample time and an open end (`i64::MAX`); the store's min time
+    /// is the oldest of any tenant (`i64::MAX` when there is no data yet).
     pub fn info(&self) -> Result<InfoResponse, StoreError> {
         let mut tenants: Vec<(String, TenantView)> = self
             .tenants()?
@@ -279,7 +408,7 @@ impl ReceiveStore {
         let mut mint = i64::MAX;
         let mut tsdb_infos = Vec::with_capacity(tenants.len());
         for (_, t) in &tenants {
-            let tmin = t.head.min_time().unwrap_or(i64::MAX);
+            let tmin = t.tenant.min_time().unwrap_or(i64::MAX);
             mint = mint.min(tmin);
             tsdb_infos.push(TsdbInfo {
                 labels: Some(ZLabelSet {

@@ -11,6 +11,10 @@
 //!    it are kept, everything after is dropped — those writes were never acknowledged;
 //! 3. open a [`Wal`] (a fresh segment) and attach it to the head.
 //!
+//! After the head is cut into a block, [`checkpoint_head`] compacts the closed segments
+//! into `checkpoint.N` (live series, samples at or after the block's end) and deletes them,
+//! so the WAL stays bounded; replay then starts from that checkpoint.
+//!
 //! Only float samples and series records are replayed; histogram, exemplar, metadata,
 //! tombstone and mmap-marker records (which a Prometheus WAL may hold) are counted and
 //! skipped, as are samples whose series record is missing.
@@ -20,8 +24,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use thanos_model::Sample;
+use thanos_wal::checkpoint::{CheckpointError, CheckpointStats, KeepFn, checkpoint};
 use thanos_wal::record::{RecordType, RefSample, RefSeries, decode_samples, decode_series};
-use thanos_wal::wlog::{GroupCommitWal, Position, Wal, WalError, WalOptions, WalReader, repair};
+use thanos_wal::wlog::{
+    Compression, GroupCommitWal, Position, Wal, WalError, WalOptions, WalReader, list_segments,
+    repair,
+};
 
 use crate::head::Head;
 use crate::write::{Batch, SeriesSamples};
@@ -68,6 +76,9 @@ pub enum OpenError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Opening the tenant's blocks failed.
+    #[error(transparent)]
+    Blocks(#[from] crate::tenant::BlockError),
     /// The head already has a WAL.
     #[error("wal {dir}: the head already has a wal attached")]
     AlreadyAttached {
@@ -91,6 +102,9 @@ pub struct ReplayStats {
     pub samples_rejected: u64,
     /// Samples whose series reference had no series record.
     pub unknown_refs: u64,
+    /// Samples older than the head's min valid time (already in a block: the process
+    /// stopped after writing the block but before checkpointing the WAL), skipped.
+    pub samples_in_blocks: u64,
     /// Records of other types (histograms, exemplars, metadata, tombstones, …).
     pub skipped_records: u64,
     /// Where the WAL was repaired (torn tail or corrupt record), if it was.
@@ -100,7 +114,9 @@ pub struct ReplayStats {
 }
 
 /// Replays the WAL in `dir` (checkpoint, then segments) into `head` and repairs a torn or
-/// corrupt tail. A missing or empty directory replays nothing. Blocking.
+/// corrupt tail. Samples below the head's min valid time (set from the newest block's
+/// max time before replay) are skipped, so no sample is both in a block and in the head.
+/// A missing or empty directory replays nothing. Blocking.
 pub fn replay(head: &Head, dir: &Path) -> Result<ReplayStats, OpenError> {
     let started = Instant::now();
     let mut stats = ReplayStats::default();
@@ -200,6 +216,7 @@ pub fn replay(head: &Head, dir: &Path) -> Result<ReplayStats, OpenError> {
         series = stats.series,
         samples = stats.samples,
         unknown_refs = stats.unknown_refs,
+        samples_in_blocks = stats.samples_in_blocks,
         skipped_records = stats.skipped_records,
         duration_ms = stats.duration_ms,
         "replayed wal"
@@ -215,7 +232,12 @@ fn apply_samples(
     stats: &mut ReplayStats,
 ) {
     let mut touched: Vec<u64> = Vec::new();
+    let floor = head.min_valid_time();
     for s in samples {
+        if s.t < floor {
+            stats.samples_in_blocks += 1;
+            continue;
+        }
         match refs.get_mut(&s.series_ref) {
             Some(series) => {
                 if series.samples.is_empty() {
@@ -258,4 +280,40 @@ pub fn open(head: &Head, dir: &Path, options: WalOptions) -> Result<ReplayStats,
         });
     }
     Ok(stats)
+}
+
+/// Checkpoints the WAL attached to `head` (directory `dir`) after a truncation to `mint`:
+/// cuts the active segment, then writes `checkpoint.N` over the previous checkpoint and
+/// every closed segment, keeping the series still in the head (or created after this
+/// call started) and the samples at or after `mint`, and deletes the covered segments and
+/// older checkpoints. Returns `None` when the head has no WAL. Blocking.
+pub fn checkpoint_head(
+    head: &Head,
+    dir: &Path,
+    mint: i64,
+    compression: Compression,
+) -> Result<Option<CheckpointStats>, Box<CheckpointError>> {
+    let Some(wal) = head.wal() else {
+        return Ok(None);
+    };
+    // Series IDs are read before the cut: a series created afterwards has an ID at or
+    // above `next` and is kept even if this snapshot misses it.
+    let (alive, next) = head.series_refs();
+    let active = wal.cut().map_err(|e| Box::new(e.into()))?;
+    let Some(&first) = list_segments(dir).map_err(|e| Box::new(e.into()))?.first() else {
+        return Ok(None);
+    };
+    let Some(last) = active.checked_sub(1).filter(|&l| l >= first) else {
+        return Ok(None);
+    };
+    let mut filter = KeepFn {
+        keep: |r: u64| r >= next || alive.contains(&r),
+        mint,
+    };
+    match checkpoint(dir, first, last, &mut filter, compression) {
+        Ok(stats) => Ok(Some(stats)),
+        // The previous checkpoint already covers every closed segment.
+        Err(CheckpointError::EmptyRange { .. }) => Ok(None),
+        Err(e) => Err(Box::new(e)),
+    }
 }

@@ -23,7 +23,7 @@
 
 use bytes::Bytes;
 use thanos_model::{Label, Labels, Sample};
-use thanos_proto::remote_write;
+use thanos_proto::{prometheus_copy, remote_write};
 
 use crate::error::{Reason, Rejections, WriteError};
 use crate::wire::{FIXED64, LEN, Reader, VARINT, WireError};
@@ -166,6 +166,56 @@ impl Batch {
     /// Float samples in the valid series.
     pub fn num_samples(&self) -> usize {
         self.series.iter().map(|s| s.samples.len()).sum()
+    }
+
+    /// Validates the series of a `thanos.WriteRequest` (Thanos's `prometheus_copy`
+    /// messages, as forwarded between receivers) exactly like a decoded remote-write
+    /// body: malformed series and histogram samples are recorded in
+    /// [`Batch::rejections`]; exemplars are ignored.
+    pub fn from_timeseries(series: &[prometheus_copy::TimeSeries]) -> Self {
+        let mut batch = Batch::default();
+        let mut labels = Vec::new();
+        for ts in series {
+            labels.clear();
+            labels.extend(
+                ts.labels
+                    .iter()
+                    .map(|l| (l.name.as_bytes(), l.value.as_bytes())),
+            );
+            let samples = ts
+                .samples
+                .iter()
+                .map(|s| Sample::new(s.timestamp, s.value))
+                .collect();
+            batch.add_series(&labels, samples, ts.histograms.len());
+        }
+        batch
+    }
+}
+
+impl SeriesSamples {
+    /// The series as a Thanos `prometheus_copy.TimeSeries` (for forwarding to a peer).
+    pub fn to_proto(&self) -> prometheus_copy::TimeSeries {
+        prometheus_copy::TimeSeries {
+            labels: self
+                .labels
+                .iter()
+                .map(|l| thanos_proto::thanos::Label {
+                    name: l.name.clone(),
+                    value: l.value.clone(),
+                })
+                .collect(),
+            samples: self
+                .samples
+                .iter()
+                .map(|s| prometheus_copy::Sample {
+                    value: s.v,
+                    timestamp: s.t,
+                })
+                .collect(),
+            exemplars: Vec::new(),
+            histograms: Vec::new(),
+        }
     }
 }
 

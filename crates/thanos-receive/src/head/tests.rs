@@ -448,3 +448,86 @@ proptest! {
         prop_assert_eq!(h.max_time(), model.max_time);
     }
 }
+
+#[test]
+fn truncate_drops_old_samples_and_empty_series() {
+    let h = head(HeadOptions {
+        chunk_range_ms: 1000,
+        samples_per_chunk: 4,
+        ..HeadOptions::default()
+    });
+    let old: &[(&str, &str)] = &[("__name__", "m"), ("s", "old")];
+    let live: &[(&str, &str)] = &[("__name__", "m"), ("s", "live")];
+    let old_samples: Vec<(i64, f64)> = (0..10).map(|i| (i * 100, i as f64)).collect();
+    let live_samples: Vec<(i64, f64)> = (0..30).map(|i| (i * 100, -(i as f64))).collect();
+    h.append_batch(&batch(&[(old, &old_samples), (live, &live_samples)]), 0)
+        .expect("append");
+    assert_eq!(h.num_series(), 2);
+
+    // The block range [0, 2000) holds both series, with whole chunks.
+    let block = h.block_series(0, 2000);
+    assert_eq!(block.len(), 2);
+    let live_block: Vec<(i64, f64)> = block[0].samples().map(|s| (s.t, s.v)).collect();
+    assert_eq!(live_block, live_samples[..20]);
+    assert!(
+        block
+            .iter()
+            .flat_map(|s| &s.chunks)
+            .all(|c| c.max_time < 2000)
+    );
+
+    let stats = h.truncate(2000);
+    assert_eq!(stats.series_removed, 1);
+    assert_eq!(h.num_series(), 1);
+    assert_eq!(all_samples(&h, old), []);
+    assert_eq!(all_samples(&h, live), live_samples[20..]);
+    assert_eq!(h.min_time(), Some(2000));
+    assert_eq!(h.min_valid_time(), 2000);
+    assert_eq!(
+        h.label_values("s", &[], i64::MIN, i64::MAX),
+        ["live".to_owned()]
+    );
+    // Nothing can be appended below the truncation point any more, even for a new series.
+    let r = h
+        .append_batch(&batch(&[(old, &[(1999, 1.0)])]), 0)
+        .expect("append");
+    assert_eq!(r.rejections.count(Reason::OutOfBounds), 1);
+    assert_eq!(h.num_series(), 1);
+    // A series removed by truncation is created again by a new sample.
+    let r = h
+        .append_batch(&batch(&[(old, &[(2950, 7.0)])]), 0)
+        .expect("append");
+    assert_eq!((r.appended, r.series_created), (1, 1));
+}
+
+#[test]
+fn block_ranges_not_on_chunk_boundaries_reencode_chunks() {
+    // Chunks span 10 s; cutting at 2.5 s splits the open and the closed chunks.
+    let h = head(HeadOptions {
+        chunk_range_ms: 10_000,
+        samples_per_chunk: 20,
+        ..HeadOptions::default()
+    });
+    let s: &[(&str, &str)] = &[("__name__", "m")];
+    let samples: Vec<(i64, f64)> = (0..50).map(|i| (i * 100, i as f64 * 0.5)).collect();
+    h.append_batch(&batch(&[(s, &samples)]), 0).expect("append");
+    let block = h.block_series(1000, 2500);
+    assert_eq!(block.len(), 1);
+    let got: Vec<(i64, f64)> = block[0].samples().map(|x| (x.t, x.v)).collect();
+    assert_eq!(got, samples[10..25]);
+    assert!(
+        block[0]
+            .chunks
+            .iter()
+            .all(|c| c.min_time >= 1000 && c.max_time < 2500)
+    );
+
+    h.truncate(2500);
+    assert_eq!(all_samples(&h, s), samples[25..]);
+    assert_eq!(h.min_time(), Some(2500));
+    // The truncated open chunk keeps accepting samples.
+    h.append_batch(&batch(&[(s, &[(5000, 1.0)])]), 0)
+        .expect("append");
+    assert_eq!(all_samples(&h, s).last(), Some(&(5000, 1.0)));
+    assert!(h.block_series(5, 5).is_empty());
+}
