@@ -4,7 +4,8 @@
 # - the bucket is seeded with a demo block written by promtool (6h of `demo_requests_total`),
 #   which the store gateway serves and the querier answers PromQL over.
 # The querier reads both: receive's heads (the live scrapes) and the bucket (the demo block).
-# Receive does not cut and upload blocks yet. Everything lives under ./quickstart-data
+# Receive cuts 2h blocks and uploads them into the same bucket (and flushes its head into a
+# block on Ctrl-C). Everything lives under ./quickstart-data
 # (QUICKSTART_DIR); Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -113,6 +114,7 @@ done
 
 cat <<MSG
 quickstart: running (logs in $dir)
+  query UI     : http://127.0.0.1:10904/graph
   remote write : http://127.0.0.1:19291/api/v1/receive
   query API    : http://127.0.0.1:10904/api/v1/query?query=sum(rate(demo_requests_total[5m]))
   live data    : http://127.0.0.1:10904/api/v1/query?query=up
