@@ -77,7 +77,6 @@ SERVING_CERT_ANNOTATIONS = (
 REDIRECT_ANNOTATION_PREFIX = "serviceaccounts.openshift.io/oauth-redirectreference."
 THANOS_IMAGE = re.compile(r"(^|/)thanos-(receive|store|query)(:|@)")
 IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?=[a-z0-9]))*$")
-ACCEPTED_MESSAGE = "not implemented yet"
 
 
 # ----------------------------------------------------------------------------- results
@@ -747,8 +746,12 @@ def local_args(workload: Obj, container: dict[str, Any], objects: list[Obj], roo
                     for key, value in (cm.body.get("data") or {}).items():
                         (local / key).write_text(value)
         if "secret" in volume:
-            for key, source in SECRET_FILES.get(volume["secret"].get("secretName"), {}).items():
-                shutil.copyfile(source, local / key)
+            for key in SECRET_FILES.get(volume["secret"].get("secretName"), {}):
+                # The objstore secret points at the user's S3; locally the same flags read a
+                # FILESYSTEM bucket, so that the component can become ready.
+                bucket = local / "bucket"
+                bucket.mkdir(exist_ok=True)
+                (local / key).write_text(f"type: FILESYSTEM\nconfig:\n  directory: {bucket}\n")
         mounts.append((mount["mountPath"].rstrip("/"), local))
     mounts.sort(key=lambda m: len(m[0]), reverse=True)
     local_of = dict(mounts)
@@ -768,25 +771,25 @@ def local_args(workload: Obj, container: dict[str, Any], objects: list[Obj], roo
 
 
 def run_accepted(command: list[str], timeout: float) -> list[str]:
-    """Runs the command; the flags are accepted when it exits 1 with the not-implemented
-    message (flags validated), or once its `--http-address` answers `/-/healthy` (the
-    component finished setting up; it is then stopped with SIGTERM and must exit 0), or if
-    it is still running after `timeout` (then it is killed)."""
+    """Runs the command; the flags are accepted when its `--http-address` answers `/-/ready`
+    with 200 within `timeout` (the component set up with exactly these flags), after which
+    it is stopped with SIGTERM and must exit 0 within 10 s."""
     http = flag_value(command, "--http-address")
     port = http.rsplit(":", 1)[1] if http and ":" in http else None
+    if port is None:
+        return ["no --http-address to probe /-/ready on"]
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + timeout
-        healthy = False
+        ready = False
         while proc.poll() is None and time.monotonic() < deadline:
-            if port is not None:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/healthy", timeout=1) as rsp:
-                        healthy = rsp.status == 200
-                except OSError:
-                    healthy = False
-                if healthy:
-                    break
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1) as rsp:
+                    ready = rsp.status == 200
+            except OSError:
+                ready = False
+            if ready:
+                break
             time.sleep(0.1)
         if proc.poll() is None:
             proc.terminate()
@@ -796,14 +799,15 @@ def run_accepted(command: list[str], timeout: float) -> list[str]:
                 proc.kill()
                 proc.wait()
                 return ["did not stop within 10s of SIGTERM"]
-            if healthy and code != 0:
-                out.seek(0)
-                return [f"exit {code} after SIGTERM: {out.read()[-400:]}"]
+            out.seek(0)
+            text = out.read()
+            if not ready:
+                return [f"not ready within {timeout}s: {text[-400:]}"]
+            if code != 0:
+                return [f"exit {code} after SIGTERM: {text[-400:]}"]
             return []
         out.seek(0)
         text = out.read()
-    if proc.returncode == 1 and ACCEPTED_MESSAGE in text:
-        return []
     output = [line.strip() for line in text.splitlines() if line.strip()]
     return [f"exit {proc.returncode}: {' | '.join(output[:4])}"]
 
@@ -940,7 +944,7 @@ def main() -> int:
         help="path to the `thanos` binary for the args test (thanos-<component> beside it is run too)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=15.0, help="seconds after which a still-running component counts as accepted"
+        "--timeout", type=float, default=15.0, help="seconds a component may take to answer /-/ready in the args test"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="print passing checks too")
     opts = parser.parse_args()
