@@ -228,7 +228,7 @@ impl Browser {
 
     /// Polls `expression` until it is truthy; returns its value.
     async fn wait_for(&mut self, expression: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let value = self.eval(expression).await;
             let truthy = match &value {
@@ -326,7 +326,7 @@ async fn browser_runs_queries_draws_graphs_and_lists_stores() {
     // The prefix root redirects to the graph page.
     browser.navigate(&format!("{base}{PREFIX}/")).await;
     let path = browser
-        .wait_for("document.getElementById('expr') && location.pathname")
+        .wait_for("document.documentElement.dataset.ready && location.pathname")
         .await;
     assert_eq!(path, format!("{PREFIX}/graph"));
 

@@ -315,4 +315,6 @@
   }
 
   if (/\/stores\/?$/.test(location.pathname)) { initStores(); } else { initGraph(); }
+  // Handlers are attached: tests (and scripts) wait for this before typing.
+  document.documentElement.dataset.ready = "1";
 })();
