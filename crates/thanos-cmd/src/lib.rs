@@ -176,7 +176,7 @@ pub fn main(component: Option<Component>) -> ExitCode {
 /// Validates the global flags: the tracing config is read (not yet applied).
 fn check_global(global: &GlobalFlags) -> anyhow::Result<()> {
     let tracing_config = flags::objstore::read_pair(
-        "tracing",
+        "tracing.config",
         global.tracing_config_file.as_deref(),
         global.tracing_config.as_deref(),
     )?;

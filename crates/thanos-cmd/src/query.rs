@@ -186,7 +186,7 @@ fn check_unsupported(flags: &QueryFlags) -> anyhow::Result<()> {
         bail!("--endpoint-group and --endpoint-group-strict are not supported");
     }
     let relabel = read_pair(
-        "selector.relabel",
+        "selector.relabel-config",
         flags.selector_relabel_config_file.as_deref(),
         flags.selector_relabel_config.as_deref(),
     )?;

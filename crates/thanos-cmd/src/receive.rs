@@ -15,6 +15,13 @@
 //! (stores its own replicas, forwards the others), RouterOnly without it (no TSDB, no
 //! WAL; ready as soon as the hashring is loaded).
 //!
+//! `--receive.relabel-config(-file)` rules are applied to every series of a remote-write
+//! request before it is distributed. `--receive.limits-config(-file)` sets per-tenant
+//! request limits (413), the write gate (`write.global.max_concurrency`) and, in router
+//! modes, active-series limits checked against a meta-monitoring Prometheus (429); the
+//! file is re-read every `--receive.limits-config-reload-timer`. Both are validated
+//! before anything starts: invalid YAML fails start-up naming the flag and the field.
+//!
 //! Ingesting modes cut the tenant heads into blocks under `<tsdb.path>/<tenant>/`,
 //! checkpoint the WALs, delete blocks beyond `--tsdb.retention` and, with
 //! `--objstore.config(-file)`, upload every block ([`crate::receive_blocks`]). On
@@ -26,10 +33,14 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use prometheus::Registry;
+use thanos_model::relabel::RelabelConfig;
 use thanos_proto::thanos::info::info_server::InfoServer;
 use thanos_proto::thanos::store_server::StoreServer;
+use thanos_receive::limits::{LimitsReloader, META_MONITORING_INTERVAL};
+use thanos_receive::reload::run_reload_loop;
 use thanos_receive::{
-    Handler, HandlerOptions, HeadOptions, MultiTsdb, ReceiveStore, Storage, WriteableService,
+    Handler, HandlerOptions, HeadOptions, Limiter, LimitsConfig, MetaMonitoring, MultiTsdb,
+    ReceiveStore, Storage, WriteableService,
 };
 use thanos_server::{
     GrpcServer, GrpcServerOptions, HttpServer, HttpServerOptions, Prober, RunGroup,
@@ -88,18 +99,10 @@ pub fn run(flags: &ReceiveFlags) -> anyhow::Result<()> {
         flags.receive_hashrings_file.as_deref(),
         flags.receive_hashrings.as_deref(),
     )?;
+    let relabel = relabel_config(flags)?;
+    let limits = limits_config(flags)?;
     read_pair(
-        "receive.relabel",
-        flags.receive_relabel_config_file.as_deref(),
-        flags.receive_relabel_config.as_deref(),
-    )?;
-    read_pair(
-        "receive.limits",
-        flags.receive_limits_config_file.as_deref(),
-        flags.receive_limits_config.as_deref(),
-    )?;
-    read_pair(
-        "request.logging",
+        "request.logging-config",
         flags.request_logging_config_file.as_deref(),
         flags.request_logging_config.as_deref(),
     )?;
@@ -112,8 +115,20 @@ pub fn run(flags: &ReceiveFlags) -> anyhow::Result<()> {
         mode = ?mode,
         labels = labels.len(),
         upload = bucket.is_some(),
+        relabel_rules = relabel.len(),
+        limits = limits.is_some(),
         "receive flags validated"
     );
+    if mode == Mode::IngestorOnly
+        && limits
+            .as_ref()
+            .is_some_and(|(config, _)| config.head_series_limits_enabled())
+    {
+        tracing::warn!(
+            "head_series_limit is only enforced by routers (a hashring is configured); \
+             ignored in IngestorOnly mode"
+        );
+    }
     let router = match &hashrings {
         Some(content) => {
             let router = crate::receive_router::RouterSetup::from_flags(flags, content)?;
@@ -142,9 +157,95 @@ pub fn run(flags: &ReceiveFlags) -> anyhow::Result<()> {
         http,
         grpc,
         remote_write_tls,
-        mode,
-        router,
+        Setup {
+            mode,
+            router,
+            relabel,
+            limits,
+        },
     ))
+}
+
+/// `--receive.relabel-config(-file)`, parsed and validated (none given: no rules).
+pub fn relabel_config(flags: &ReceiveFlags) -> anyhow::Result<Vec<RelabelConfig>> {
+    let Some(content) = read_pair(
+        "receive.relabel-config",
+        flags.receive_relabel_config_file.as_deref(),
+        flags.receive_relabel_config.as_deref(),
+    )?
+    else {
+        return Ok(Vec::new());
+    };
+    thanos_model::relabel::parse_yaml(&content)
+        .context("invalid --receive.relabel-config-file / --receive.relabel-config")
+}
+
+/// `--receive.limits-config(-file)`, parsed and validated, with the content it was parsed
+/// from; `None` when neither flag is given.
+pub fn limits_config(flags: &ReceiveFlags) -> anyhow::Result<Option<(LimitsConfig, String)>> {
+    let Some(content) = read_pair(
+        "receive.limits-config",
+        flags.receive_limits_config_file.as_deref(),
+        flags.receive_limits_config.as_deref(),
+    )?
+    else {
+        return Ok(None);
+    };
+    let config = LimitsConfig::parse(&content)
+        .context("invalid --receive.limits-config-file / --receive.limits-config")?;
+    Ok(Some((config, content)))
+}
+
+/// What the validated flags select: the mode, the hashring, the relabel rules and the
+/// limits.
+struct Setup {
+    mode: Mode,
+    router: Option<crate::receive_router::RouterSetup>,
+    relabel: Vec<RelabelConfig>,
+    limits: Option<(LimitsConfig, String)>,
+}
+
+/// Builds the [`Limiter`] and starts its reloader (with `--receive.limits-config-file`)
+/// and, in router modes, the meta-monitoring poller.
+fn start_limiter(
+    flags: &ReceiveFlags,
+    limits: Option<(LimitsConfig, String)>,
+    mode: Mode,
+    registry: &Registry,
+    group: &mut RunGroup,
+) -> anyhow::Result<Option<Arc<Limiter>>> {
+    let Some((config, content)) = limits else {
+        return Ok(None);
+    };
+    let limiter =
+        Arc::new(Limiter::new(config, registry).context("register receive limits metrics")?);
+    if let Some(path) = flags
+        .receive_limits_config_file
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        let reloader = LimitsReloader::new(path, Arc::clone(&limiter), content);
+        let every = flags.receive_limits_config_reload_timer;
+        let token = group.token();
+        group.spawn(
+            "limits-reload",
+            run_reload_loop(reloader, every, every, async move {
+                token.cancelled().await;
+            }),
+        );
+    }
+    if mode != Mode::IngestorOnly {
+        let poller = MetaMonitoring::new(Arc::clone(&limiter), META_MONITORING_INTERVAL)
+            .context("meta-monitoring client")?;
+        let token = group.token();
+        group.spawn(
+            "meta-monitoring",
+            poller.run(META_MONITORING_INTERVAL, async move {
+                token.cancelled().await;
+            }),
+        );
+    }
+    Ok(Some(limiter))
 }
 
 fn millis(d: Duration) -> i64 {
@@ -190,9 +291,14 @@ async fn serve(
     http: HttpServerOptions,
     grpc: GrpcServerOptions,
     remote_write_tls: Option<ServerTlsOptions>,
-    mode: Mode,
-    router: Option<crate::receive_router::RouterSetup>,
+    setup: Setup,
 ) -> anyhow::Result<()> {
+    let Setup {
+        mode,
+        router,
+        relabel,
+        limits,
+    } = setup;
     let registry = Registry::new();
     let prober = Prober::new("receive", &registry).context("register probe metrics")?;
     let grace_period = http.grace_period;
@@ -251,11 +357,18 @@ async fn serve(
     };
     let distributor = crate::receive_router::distributor(router, tsdb, &registry, &mut group)?;
     writeable.attach(Arc::clone(&distributor));
+    let max_concurrency = limits.as_ref().map_or(0, |(config, _)| {
+        usize::try_from(config.write.global.max_concurrency).unwrap_or(usize::MAX)
+    });
+    let limiter = start_limiter(flags, limits, mode, &registry, &mut group)?;
     let handler = Handler::with_distributor(
         HandlerOptions {
             tenant_header: flags.receive_tenant_header.clone(),
             default_tenant: flags.receive_default_tenant_id.clone(),
             replica_header: flags.receive_replica_header.clone(),
+            max_concurrency,
+            limiter,
+            relabel: Arc::new(relabel),
             ..HandlerOptions::default()
         },
         distributor,
@@ -289,4 +402,87 @@ async fn serve(
         })
         .await
         .context("receive")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::{Cli, Command};
+
+    fn flags(args: &[&str]) -> ReceiveFlags {
+        let mut all = vec!["thanos", "receive", "--label=replica=\"0\""];
+        all.extend(args);
+        match Cli::try_parse_from(all).unwrap().command {
+            Command::Receive(flags) => *flags,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// `run` fails before starting anything, with the flag and the reason in the message.
+    fn startup_error(args: &[&str]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let tsdb = format!("--tsdb.path={}", dir.path().join("data").display());
+        let mut all = vec![tsdb.as_str()];
+        all.extend(args);
+        let err = run(&flags(&all)).expect_err("start-up must fail");
+        format!("{err:#}")
+    }
+
+    #[test]
+    fn broken_limits_config_fails_startup() {
+        let msg = startup_error(&["--receive.limits-config=write:\n  defualt: {}\n"]);
+        assert!(msg.contains("--receive.limits-config"), "{msg}");
+        assert!(msg.contains("defualt"), "{msg}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("limits.yaml");
+        std::fs::write(
+            &path,
+            "write:\n  default:\n    request:\n      series_limit: many\n",
+        )
+        .unwrap();
+        let file = format!("--receive.limits-config-file={}", path.display());
+        let msg = startup_error(&[&file]);
+        assert!(msg.contains("--receive.limits-config-file"), "{msg}");
+        assert!(
+            msg.contains("series_limit") || msg.contains("many"),
+            "{msg}"
+        );
+        let missing = format!(
+            "--receive.limits-config-file={}",
+            dir.path().join("nope.yaml").display()
+        );
+        let msg = startup_error(&[&missing]);
+        assert!(msg.contains("nope.yaml"), "{msg}");
+        assert!(msg.contains("read --receive.limits-config-file "), "{msg}");
+    }
+
+    #[test]
+    fn broken_relabel_config_fails_startup() {
+        let msg = startup_error(&["--receive.relabel-config=- action: explode\n"]);
+        assert!(msg.contains("--receive.relabel-config"), "{msg}");
+        assert!(msg.contains("explode") || msg.contains("action"), "{msg}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relabel.yaml");
+        std::fs::write(&path, "- source_labels: [a\n").unwrap();
+        let file = format!("--receive.relabel-config-file={}", path.display());
+        let msg = startup_error(&[&file]);
+        assert!(msg.contains("--receive.relabel-config-file"), "{msg}");
+    }
+
+    #[test]
+    fn valid_configs_are_parsed() {
+        let f = flags(&[
+            "--receive.relabel-config=- action: drop\n  source_labels: [x]\n  regex: y\n",
+            "--receive.limits-config=write:\n  global:\n    max_concurrency: 2\n",
+        ]);
+        assert_eq!(relabel_config(&f).unwrap().len(), 1);
+        let (limits, content) = limits_config(&f).unwrap().expect("configured");
+        assert_eq!(limits.write.global.max_concurrency, 2);
+        assert!(content.contains("max_concurrency"));
+        let none = flags(&[]);
+        assert!(relabel_config(&none).unwrap().is_empty());
+        assert!(limits_config(&none).unwrap().is_none());
+    }
 }

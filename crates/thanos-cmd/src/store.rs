@@ -43,25 +43,11 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Reads `--<name>-file` or `--<name>` (file wins; empty values count as not given).
-fn read_config_flag(
-    name: &str,
-    file: Option<&std::path::Path>,
-    inline: Option<&str>,
-) -> anyhow::Result<Option<String>> {
-    if let Some(path) = file.filter(|path| !path.as_os_str().is_empty()) {
-        let content = std::fs::read_to_string(path)
-            .with_context(|| format!("read --{name}-file {}", path.display()))?;
-        return Ok(Some(content));
-    }
-    Ok(inline.filter(|text| !text.is_empty()).map(str::to_owned))
-}
-
 /// The selector relabel rules of `--selector.relabel-config(-file)` (empty when unset).
 fn selector_relabel(
     flags: &StoreFlags,
 ) -> anyhow::Result<Vec<thanos_store::relabel::RelabelConfig>> {
-    let Some(text) = read_config_flag(
+    let Some(text) = read_pair(
         "selector.relabel-config",
         flags.selector_relabel_config_file.as_deref(),
         flags.selector_relabel_config.as_deref(),
@@ -76,7 +62,7 @@ fn selector_relabel(
 /// The index cache of `--index-cache.config(-file)`, else an IN-MEMORY cache of
 /// `--index-cache-size` bytes.
 fn index_cache(flags: &StoreFlags) -> anyhow::Result<IndexCacheConfig> {
-    match read_config_flag(
+    match read_pair(
         "index-cache.config",
         flags.index_cache_config_file.as_deref(),
         flags.index_cache_config.as_deref(),
@@ -149,7 +135,7 @@ fn usize_of(value: u32) -> usize {
 /// performance or UI; none changes which data is served).
 fn check_unimplemented(flags: &StoreFlags) -> anyhow::Result<()> {
     let parquet = read_pair(
-        "objstore-parquet",
+        "objstore-parquet.config",
         flags.objstore_parquet_config_file.as_deref(),
         flags.objstore_parquet_config.as_deref(),
     )?;
@@ -161,19 +147,19 @@ fn check_unimplemented(flags: &StoreFlags) -> anyhow::Result<()> {
     }
     for (name, file, inline) in [
         (
-            "store.caching-bucket",
+            "store.caching-bucket.config",
             flags.store_caching_bucket_config_file.as_deref(),
             flags.store_caching_bucket_config.as_deref(),
         ),
         (
-            "request.logging",
+            "request.logging-config",
             flags.request_logging_config_file.as_deref(),
             flags.request_logging_config.as_deref(),
         ),
     ] {
         if read_pair(name, file, inline)?.is_some() {
             tracing::warn!(
-                flag = %format!("--{name}.config"),
+                flag = %format!("--{name}"),
                 "accepted but not implemented; ignored"
             );
         }

@@ -309,6 +309,19 @@ pub enum WriteError {
         /// The configured limit.
         max: usize,
     },
+    /// The tenant's active series, as reported by meta-monitoring, are at or above its
+    /// `head_series_limit`; the whole request is rejected (429, retryable).
+    #[error(
+        "tenant is above active series limit: tenant {tenant:?} has {current} active series, limit is {limit}"
+    )]
+    HeadSeriesLimit {
+        /// The tenant.
+        tenant: String,
+        /// Active series last reported by meta-monitoring.
+        current: u64,
+        /// The configured limit.
+        limit: u64,
+    },
     /// Some series or samples were rejected; the others were stored.
     #[error("{0}")]
     Rejected(Box<Rejections>),
@@ -414,6 +427,7 @@ impl WriteError {
             | WriteError::DecompressedTooLarge { .. }
             | WriteError::TooManySeries { .. }
             | WriteError::TooManySamples { .. } => ErrorKind::TooLarge,
+            WriteError::HeadSeriesLimit { .. } => ErrorKind::TooManyRequests,
             WriteError::Rejected(r) => r.kind().unwrap_or(ErrorKind::Internal),
             WriteError::Task { .. }
             | WriteError::Append { .. }
@@ -518,6 +532,13 @@ mod tests {
         assert_eq!(unsupported.kind(), ErrorKind::UnsupportedMediaType);
         let big = WriteError::TooManySeries { count: 2, max: 1 };
         assert_eq!(big.http_status().as_u16(), 413);
+        let limited = WriteError::HeadSeriesLimit {
+            tenant: "t".into(),
+            current: 10,
+            limit: 10,
+        };
+        assert_eq!(limited.http_status().as_u16(), 429);
+        assert_eq!(limited.to_status().code(), tonic::Code::ResourceExhausted);
         assert_eq!(WriteError::NotReady.http_status().as_u16(), 503);
         let mut r = Rejections::default();
         r.add(Reason::DuplicateSample, 1, String::new);

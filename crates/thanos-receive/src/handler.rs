@@ -2,12 +2,16 @@
 //! `pkg/receive/handler.go`).
 //!
 //! Request handling order (components.md §3.4): readiness (503 until the prober is
-//! ready), concurrency gate ([`HandlerOptions::max_concurrency`]), tenant
-//! (`--receive.tenant-header`, then `THANOS-TENANT`, then `--receive.default-tenant-id`;
-//! 400 unless a single path element), media type (415), replica number
-//! (`--receive.replica-header`, 400 unless an integer), size (`Content-Length`, bytes
-//! read, declared snappy length: 413), decoding (400), request limits (413), then the
-//! [`Distributor`]: local write in IngestorOnly mode, replication and forwarding by the
+//! ready), tenant (`--receive.tenant-header`, then `THANOS-TENANT`, then
+//! `--receive.default-tenant-id`; 400 unless a single path element), concurrency gate
+//! ([`HandlerOptions::max_concurrency`]; requests wait), active-series limit (429 "tenant
+//! is above active series limit", [`Limiter::check_head_series`]), media type (415),
+//! replica number (`--receive.replica-header`, 400 unless an integer), size
+//! (`Content-Length`, bytes read, declared snappy length, each against the tenant's
+//! `size_bytes_limit` too: 413 "write request too large"), decoding (400), request
+//! limits (413 "too many timeseries" / "too many samples", per tenant from the
+//! [`Limiter`]), relabelling ([`HandlerOptions::relabel`]; dropped series are ignored,
+//! 200 if nothing remains), then the [`Distributor`]: local write in IngestorOnly mode, replication and forwarding by the
 //! hashring in router modes. Success is 200 with an empty body; failures carry the
 //! aggregated error text and the status of the error's
 //! [`ErrorKind`](thanos_server::ErrorKind) (409 for conflicts, 503 when replication
@@ -29,12 +33,14 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use thanos_model::relabel::RelabelConfig;
 use thanos_proto::remote_write::VERSION_HEADER;
 use thanos_server::Prober;
 use tokio::sync::Semaphore;
 
 use crate::error::WriteError;
 use crate::forward::Distributor;
+use crate::limits::Limiter;
 use crate::multitsdb::{MultiTsdb, validate_tenant};
 use crate::write::{Protocol, WriteLimits, decode_request, negotiate};
 use crate::writer::LocalWriter;
@@ -62,11 +68,17 @@ pub struct HandlerOptions {
     /// `--receive.replica-header`: the 1-based replica number of an already-replicated
     /// request (legacy HTTP forwarding).
     pub replica_header: String,
-    /// Request size and count limits.
+    /// Request size and count limits (the built-in size guard; a [`Limiter`] narrows
+    /// them per tenant).
     pub limits: WriteLimits,
     /// Most write requests decoded and appended at once (`write.global.max_concurrency`);
     /// further requests wait. 0 = unlimited. Bounds the memory held by request bodies.
     pub max_concurrency: usize,
+    /// Per-tenant request and active-series limits (`--receive.limits-config`); `None`:
+    /// only [`HandlerOptions::limits`] apply.
+    pub limiter: Option<Arc<Limiter>>,
+    /// `--receive.relabel-config` rules applied to every series before distribution.
+    pub relabel: Arc<Vec<RelabelConfig>>,
 }
 
 impl Default for HandlerOptions {
@@ -77,6 +89,8 @@ impl Default for HandlerOptions {
             replica_header: DEFAULT_REPLICA_HEADER.to_owned(),
             limits: WriteLimits::default(),
             max_concurrency: 0,
+            limiter: None,
+            relabel: Arc::default(),
         }
     }
 }
@@ -240,6 +254,10 @@ impl Handler {
             outcome.result = Err(WriteError::NotReady);
             return outcome;
         }
+        if let Err(err) = validate_tenant(tenant) {
+            outcome.result = Err(err);
+            return outcome;
+        }
         let _pending = Pending::start(&self.inner.metrics.pending);
         // Moved into the blocking write, so it is held until the write really finished,
         // even if the client goes away meanwhile.
@@ -253,13 +271,22 @@ impl Handler {
             },
             None => None,
         };
-        match self.prepare(tenant, headers, body, &mut outcome).await {
+        let mut limits = self.inner.options.limits;
+        if let Some(limiter) = &self.inner.options.limiter {
+            if let Err(err) = limiter.check_head_series(tenant) {
+                outcome.result = Err(err);
+                return outcome;
+            }
+            limits = limiter.write_limits(tenant, limits);
+        }
+        match self.prepare(headers, body, &limits, &mut outcome).await {
             Ok((protocol, replica, body)) => {
                 let this = self.clone();
                 let tenant_owned = tenant.to_owned();
                 let joined = tokio::spawn(async move {
                     let _permit = permit;
-                    this.write(tenant_owned, protocol, replica, body).await
+                    this.write(tenant_owned, protocol, replica, body, limits)
+                        .await
                 })
                 .await;
                 match joined {
@@ -285,12 +312,11 @@ impl Handler {
     /// Every check that needs no decoding, then reading the body within the size limit.
     async fn prepare(
         &self,
-        tenant: &str,
         headers: &HeaderMap,
         body: Body,
+        limits: &WriteLimits,
         outcome: &mut Outcome,
     ) -> Result<(Protocol, i64, Bytes), WriteError> {
-        validate_tenant(tenant)?;
         let header = |name| {
             headers
                 .get(name)
@@ -318,7 +344,7 @@ impl Handler {
                     reason: "not a replica number".to_owned(),
                 })?,
         };
-        let max = self.inner.options.limits.max_body_bytes;
+        let max = limits.max_body_bytes;
         if let Some(len) =
             header(header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok())
             && len > max as u64
@@ -339,18 +365,23 @@ impl Handler {
         }
     }
 
-    /// Decodes (on the blocking pool) and distributes; returns (series, samples, samples
-    /// written, result).
+    /// Decodes and relabels (on the blocking pool) and distributes; returns (series,
+    /// samples, samples written, result).
     async fn write(
         &self,
         tenant: String,
         protocol: Protocol,
         replica: i64,
         body: Bytes,
+        limits: WriteLimits,
     ) -> (usize, usize, u64, Result<(), WriteError>) {
-        let limits = self.inner.options.limits;
-        let decoded =
-            tokio::task::spawn_blocking(move || decode_request(protocol, &body, &limits)).await;
+        let relabel = Arc::clone(&self.inner.options.relabel);
+        let decoded = tokio::task::spawn_blocking(move || {
+            let mut batch = decode_request(protocol, &body, &limits)?;
+            batch.relabel(&relabel);
+            Ok(batch)
+        })
+        .await;
         let batch = match decoded {
             Ok(Ok(batch)) => batch,
             Ok(Err(err)) => return (0, 0, 0, Err(err)),

@@ -24,7 +24,10 @@
 //!   IngestorOnly mode, replication by the [`hashring`] with per-series quorum and
 //!   forwarding to peers over gRPC in router modes;
 //! * [`reload`] holds the current hashring and reloads `--receive.hashrings-file` on
-//!   change without flushing heads or turning unready.
+//!   change without flushing heads or turning unready;
+//! * [`limits`] is `--receive.limits-config`: per-tenant request limits (413), the write
+//!   gate and active-series limits fed by a meta-monitoring Prometheus (429), reloaded
+//!   every `--receive.limits-config-reload-timer`.
 //!
 //! * [`wal`](mod@wal) replays a tenant's Prometheus-format WAL into its head on start,
 //!   repairs a torn tail and attaches the log: from then on [`Head::append_batch`], the
@@ -43,6 +46,7 @@ pub mod grpc_snappy;
 pub mod handler;
 pub mod hashring;
 pub mod head;
+pub mod limits;
 pub mod multitsdb;
 pub mod reload;
 pub mod store;
@@ -59,6 +63,7 @@ pub use handler::{Handler, HandlerOptions};
 pub use head::{
     AppendError, AppendReport, ChunkMeta, Head, HeadMetrics, HeadOptions, HeadSeries, TruncateStats,
 };
+pub use limits::{Limiter, LimitsConfig, LimitsReloader, MetaMonitoring};
 pub use multitsdb::{MultiTsdb, Storage};
 pub use reload::{HashringReloader, RingMetrics, SharedHashring};
 pub use store::{ReceiveStore, StoreError};

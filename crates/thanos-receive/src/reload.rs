@@ -9,6 +9,9 @@
 //! content that parses and builds replaces the ring; invalid content keeps the old ring,
 //! sets `thanos_receive_config_last_reload_successful` to 0 and is logged.
 //!
+//! The polling loop itself, [`run_reload_loop`] over a [`Reload`] implementation, is
+//! shared with the limits configuration reloader ([`crate::limits::LimitsReloader`]).
+//!
 //! Better than Thanos (users.md #8): a change never flushes the heads nor makes the node
 //! unready; it only changes where new writes go.
 
@@ -245,45 +248,84 @@ impl HashringReloader {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), std::convert::Infallible> {
         let refresh = refresh.max(Duration::from_millis(10));
-        let tick = refresh.min(CHANGE_CHECK_INTERVAL);
-        let mut this = Some(self);
-        let mut last_read = Instant::now();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                () = tokio::time::sleep(tick) => {}
+        run_reload_loop(self, refresh, refresh.min(CHANGE_CHECK_INTERVAL), shutdown).await
+    }
+}
+
+impl Reload for HashringReloader {
+    fn changed(&self) -> bool {
+        HashringReloader::changed(self)
+    }
+
+    fn reload(&mut self) -> ReloadOutcome {
+        HashringReloader::reload(self)
+    }
+
+    fn name(&self) -> &'static str {
+        "hashring"
+    }
+}
+
+/// A configuration file watched by [`run_reload_loop`] (the hashrings file, the limits
+/// file).
+pub trait Reload: Send + 'static {
+    /// True when the file looks changed since the last read (a cheap metadata check).
+    fn changed(&self) -> bool;
+    /// Reads the file and applies it if its content changed; invalid content keeps the
+    /// configuration in use. Blocking: called on a blocking thread.
+    fn reload(&mut self) -> ReloadOutcome;
+    /// What is reloaded, for logs.
+    fn name(&self) -> &'static str;
+}
+
+/// Every `tick`, re-reads the file of `reloader` if `refresh` elapsed since the last read
+/// or its metadata changed (on the blocking pool), until `shutdown` resolves.
+pub async fn run_reload_loop<R: Reload>(
+    reloader: R,
+    refresh: Duration,
+    tick: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), std::convert::Infallible> {
+    let tick = tick.max(Duration::from_millis(10));
+    let name = reloader.name();
+    let mut this = Some(reloader);
+    let mut last_read = Instant::now();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            () = tokio::time::sleep(tick) => {}
+        }
+        let Some(mut reloader) = this.take() else {
+            return Ok(());
+        };
+        let due = last_read.elapsed() >= refresh;
+        let joined = tokio::task::spawn_blocking(move || {
+            if due || reloader.changed() {
+                reloader.reload();
+                (reloader, true)
+            } else {
+                (reloader, false)
             }
-            let Some(mut reloader) = this.take() else {
+        })
+        .await;
+        match joined {
+            Ok((reloader, read)) => {
+                if read {
+                    last_read = Instant::now();
+                }
+                this = Some(reloader);
+            }
+            Err(err) => {
+                tracing::error!(config = name, err = %err, "reload task failed; reloading stopped");
                 return Ok(());
-            };
-            let due = last_read.elapsed() >= refresh;
-            let joined = tokio::task::spawn_blocking(move || {
-                if due || reloader.changed() {
-                    reloader.reload();
-                    (reloader, true)
-                } else {
-                    (reloader, false)
-                }
-            })
-            .await;
-            match joined {
-                Ok((reloader, read)) => {
-                    if read {
-                        last_read = Instant::now();
-                    }
-                    this = Some(reloader);
-                }
-                Err(err) => {
-                    tracing::error!(err = %err, "hashring reload task failed; hashring reloading stopped");
-                    return Ok(());
-                }
             }
         }
     }
 }
 
-fn file_stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
+/// Size and modification time of `path`, to notice changes without reading it.
+pub(crate) fn file_stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.len(), meta.modified().ok()))
 }

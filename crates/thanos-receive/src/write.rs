@@ -20,8 +20,11 @@
 //!    `__name__` are accepted (as Prometheus 2.42 and Thanos do). Exemplars and metadata
 //!    are ignored, as Thanos does with `--tsdb.max-exemplars=0`; native histogram samples
 //!    are reported as rejected, never dropped silently.
+//! 6. [`Batch::relabel`]: `--receive.relabel-config` rules on every valid series; dropped
+//!    series are ignored, a series whose labels the rules make invalid is rejected (400).
 
 use bytes::Bytes;
+use thanos_model::relabel::{self, RelabelConfig};
 use thanos_model::{Label, Labels, Sample};
 use thanos_proto::{prometheus_copy, remote_write};
 
@@ -190,6 +193,40 @@ impl Batch {
             batch.add_series(&labels, samples, ts.histograms.len());
         }
         batch
+    }
+}
+
+impl Batch {
+    /// Applies relabel rules to every valid series, before distribution (components.md
+    /// §3.4 step 7). A series the rules drop is left out silently (it still counts as
+    /// received); a series left without labels or with an empty label name is rejected
+    /// like a malformed series (400 for that series, the others are written).
+    pub fn relabel(&mut self, configs: &[RelabelConfig]) {
+        if configs.is_empty() {
+            return;
+        }
+        let series = std::mem::take(&mut self.series);
+        for s in series {
+            let Some(labels) = relabel::process(&s.labels, configs) else {
+                continue;
+            };
+            let invalid = if labels.is_empty() {
+                Some(Reason::EmptyLabelSet)
+            } else if labels.iter().any(|l| l.name.is_empty()) {
+                Some(Reason::EmptyLabelName)
+            } else {
+                None
+            };
+            match invalid {
+                None => self.series.push(SeriesSamples {
+                    labels,
+                    samples: s.samples,
+                }),
+                Some(reason) => self
+                    .rejections
+                    .add(reason, 1, || format!("{} relabelled to {labels}", s.labels)),
+            }
+        }
     }
 }
 
@@ -792,6 +829,50 @@ mod tests {
         let bad = v2_request(&["x"], vec![]);
         let err = decode_request(Protocol::V2, &bad, &WriteLimits::default()).expect_err("sym0");
         assert!(err.to_string().contains("symbols[0]"), "{err}");
+    }
+
+    #[test]
+    fn relabel_drops_rewrites_and_rejects_series() {
+        let b = v1(vec![
+            series(&[("__name__", "drop_me"), ("job", "a")], &[(1, 1.0)]),
+            series(&[("__name__", "keep"), ("job", "a")], &[(1, 1.0), (2, 2.0)]),
+            series(&[("__name__", "emptied")], &[(1, 1.0)]),
+        ]);
+        let mut batch = decode_request(Protocol::V1, &b, &WriteLimits::default()).expect("decode");
+        let rules = relabel::parse_yaml(
+            r#"
+- source_labels: [__name__]
+  regex: drop_me
+  action: drop
+- source_labels: [job]
+  regex: "(.+)"
+  target_label: team
+  replacement: "t-$1"
+- source_labels: [__name__]
+  regex: emptied
+  action: replace
+  target_label: __name__
+  replacement: ""
+"#,
+        )
+        .expect("rules");
+        batch.relabel(&rules);
+        assert_eq!(batch.series.len(), 1);
+        assert_eq!(
+            batch.series[0].labels,
+            Labels::from_pairs([("__name__", "keep"), ("job", "a"), ("team", "t-a")])
+        );
+        assert_eq!(batch.series[0].samples.len(), 2);
+        assert_eq!(batch.rejections.count(Reason::EmptyLabelSet), 1);
+        assert_eq!(
+            batch.rejections.kind(),
+            Some(thanos_server::ErrorKind::BadRequest)
+        );
+        assert_eq!(batch.received_series(), 3);
+        let mut untouched =
+            decode_request(Protocol::V1, &b, &WriteLimits::default()).expect("decode");
+        untouched.relabel(&[]);
+        assert_eq!(untouched.series.len(), 3);
     }
 
     #[test]

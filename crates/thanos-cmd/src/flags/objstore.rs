@@ -22,16 +22,17 @@ pub struct ObjstoreFlags {
     pub objstore_config: Option<String>,
 }
 
-/// Reads an `--X.config-file` / `--X.config` pair: the file's content, the inline content,
-/// or `None` when neither is given. Empty values count as not given.
+/// Reads a `--<flag>-file` / `--<flag>` pair (`flag` is the inline flag's name without the
+/// dashes, e.g. `tracing.config` or `receive.hashrings`): the file's content, the inline
+/// content, or `None` when neither is given. Empty values count as not given.
 pub fn read_pair(
-    name: &str,
+    flag: &str,
     file: Option<&std::path::Path>,
     inline: Option<&str>,
 ) -> anyhow::Result<Option<String>> {
     if let Some(path) = file.filter(|path| !path.as_os_str().is_empty()) {
         let content = std::fs::read_to_string(path)
-            .with_context(|| format!("read --{name}.config-file {}", path.display()))?;
+            .with_context(|| format!("read --{flag}-file {}", path.display()))?;
         return Ok(Some(content));
     }
     Ok(inline.filter(|text| !text.is_empty()).map(str::to_owned))
