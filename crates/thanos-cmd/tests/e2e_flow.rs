@@ -8,11 +8,10 @@
 //! (SIGTERM: flush, upload, exit 0).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,93 +19,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::Value;
-use thanos_test_support::S3TestServer;
+use thanos_test_support::process::{Process, free_port};
+use thanos_test_support::prometheus::Prometheus;
+use thanos_test_support::{S3TestServer, now_ms};
 
 const THANOS: &str = env!("CARGO_BIN_EXE_thanos");
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 const TOKEN: &str = "e2e-secret-token";
 /// Labels our stack adds to every series that Prometheus's own TSDB does not have.
 const ADDED_LABELS: [&str; 2] = ["tenant_id", "receive"];
 
-/// A child process killed when dropped, with its log file.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn spawn(name: &'static str, program: &str, args: &[String], dir: &Path) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
-        let child = Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {program}: {e}"));
-        Proc { name, child, log }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("poll") {
-            panic!("{} exited with {status}:\n{}", self.name, self.log_tail());
-        }
-    }
-
-    /// SIGTERM, then waits for the exit code.
-    fn terminate(&mut self, within: Duration) -> Option<i32> {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill -TERM {}", self.name);
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll") {
-                return status.code();
-            }
-            assert!(
-                started.elapsed() < within,
-                "{} did not exit within {within:?} of SIGTERM:\n{}",
-                self.name,
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64
+/// Starts a `thanos` subcommand logging to `<dir>/<name>.log` (appended on restart).
+fn thanos(name: &str, args: &[String], dir: &Path) -> Process {
+    Process::spawn(name, THANOS, args, &dir.join(format!("{name}.log")))
 }
 
 /// The authenticating hop: requires `Authorization: Bearer <TOKEN>`, forwards the body and
@@ -191,28 +115,6 @@ async fn serve(router: axum::Router) -> u16 {
         axum::serve(listener, router).await.expect("serve");
     });
     port
-}
-
-async fn wait_ready(client: &reqwest::Client, proc: &mut Proc, url: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        proc.assert_running();
-        if client
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} not ready at {url} after {within:?}:\n{}",
-            proc.name,
-            proc.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A query result normalised for comparison: series labels (minus the labels our stack adds)
@@ -354,7 +256,7 @@ async fn assert_equal_answers(
     ours: &str,
     theirs: &str,
     checks: &[Check],
-    procs: &mut [&mut Proc],
+    procs: &mut [&mut Process],
     within: Duration,
 ) {
     let deadline = Instant::now() + within;
@@ -420,10 +322,6 @@ fn uploaded_metas(bucket_dir: &Path) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_to_receive_to_s3_to_store_and_query_equals_prometheus() {
-    assert!(
-        Path::new(PROMETHEUS).exists(),
-        "{PROMETHEUS} is missing: install Debian's prometheus package"
-    );
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path();
     let client = reqwest::Client::new();
@@ -447,9 +345,11 @@ async fn prometheus_to_receive_to_s3_to_store_and_query_equals_prometheus() {
         format!("--grpc-address=127.0.0.1:{recv_grpc}"),
         "--tsdb.too-far-in-future.time-window=5m".to_owned(),
     ];
-    let mut receive = Proc::spawn("receive", THANOS, &receive_args, dir);
+    let mut receive = thanos("receive", &receive_args, dir);
     let recv_ready = format!("http://127.0.0.1:{recv_http}/-/ready");
-    wait_ready(&client, &mut receive, &recv_ready, Duration::from_secs(30)).await;
+    receive
+        .wait_ready(&recv_ready, Duration::from_secs(30))
+        .await;
 
     let proxy = Proxy {
         upstream: format!("http://127.0.0.1:{recv_rw}/api/v1/receive"),
@@ -492,33 +392,15 @@ async fn prometheus_to_receive_to_s3_to_store_and_query_equals_prometheus() {
          \x20   authorization:\n      credentials: {TOKEN}\n\
          \x20   remote_timeout: 5s\n    queue_config:\n      batch_send_deadline: 500ms\n      min_backoff: 50ms\n      max_backoff: 500ms\n"
     );
-    let prom_config = dir.join("prometheus.yml");
-    std::fs::write(&prom_config, config).expect("prometheus config");
-    let mut prometheus = Proc::spawn(
-        "prometheus",
-        PROMETHEUS,
-        &[
-            format!("--config.file={}", prom_config.display()),
-            format!("--storage.tsdb.path={}", dir.join("prometheus").display()),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
-        ],
-        dir,
-    );
-    let prom = format!("http://127.0.0.1:{prom_port}");
-    wait_ready(
-        &client,
-        &mut prometheus,
-        &format!("{prom}/-/ready"),
-        Duration::from_secs(30),
-    )
-    .await;
+    let mut prometheus = Prometheus::start(dir, prom_port, &config);
+    let prom = prometheus.url();
+    prometheus.wait_ready(Duration::from_secs(30)).await;
     let first_ms = now_ms();
 
     // Store gateway over the bucket and a querier over receive and the store gateway.
     let (store_http, store_grpc) = (free_port(), free_port());
-    let mut store = Proc::spawn(
+    let mut store = thanos(
         "store",
-        THANOS,
         &[
             "store".to_owned(),
             format!("--data-dir={}", dir.join("store").display()),
@@ -531,9 +413,8 @@ async fn prometheus_to_receive_to_s3_to_store_and_query_equals_prometheus() {
         dir,
     );
     let (query_http, query_grpc) = (free_port(), free_port());
-    let mut query = Proc::spawn(
+    let mut query = thanos(
         "query",
-        THANOS,
         &[
             "query".to_owned(),
             format!("--endpoint=127.0.0.1:{recv_grpc}"),
@@ -544,20 +425,15 @@ async fn prometheus_to_receive_to_s3_to_store_and_query_equals_prometheus() {
         dir,
     );
     let ours = format!("http://127.0.0.1:{query_http}");
-    wait_ready(
-        &client,
-        &mut store,
-        &format!("http://127.0.0.1:{store_http}/-/ready"),
-        Duration::from_secs(30),
-    )
-    .await;
-    wait_ready(
-        &client,
-        &mut query,
-        &format!("{ours}/-/ready"),
-        Duration::from_secs(30),
-    )
-    .await;
+    store
+        .wait_ready(
+            &format!("http://127.0.0.1:{store_http}/-/ready"),
+            Duration::from_secs(30),
+        )
+        .await;
+    query
+        .wait_ready(&format!("{ours}/-/ready"), Duration::from_secs(30))
+        .await;
 
     // Phase 1: data flows into receive's head.
     tokio::time::sleep(Duration::from_secs(15)).await;
@@ -565,7 +441,7 @@ async fn prometheus_to_receive_to_s3_to_store_and_query_equals_prometheus() {
 
     // Restart receive: SIGTERM flushes the head into a block and uploads it.
     assert_eq!(
-        receive.terminate(Duration::from_secs(60)),
+        receive.terminate(Duration::from_secs(60)).code(),
         Some(0),
         "receive exit code:\n{}",
         receive.log_tail()
@@ -584,8 +460,10 @@ async fn prometheus_to_receive_to_s3_to_store_and_query_equals_prometheus() {
         );
         assert_eq!(meta["thanos"]["labels"]["receive"], "e2e", "{meta}");
     }
-    receive = Proc::spawn("receive", THANOS, &receive_args, dir);
-    wait_ready(&client, &mut receive, &recv_ready, Duration::from_secs(60)).await;
+    receive = thanos("receive", &receive_args, dir);
+    receive
+        .wait_ready(&recv_ready, Duration::from_secs(60))
+        .await;
     let restart_ms = now_ms();
 
     // Phase 2: data flows into the new head.
@@ -596,7 +474,7 @@ async fn prometheus_to_receive_to_s3_to_store_and_query_equals_prometheus() {
     // few seconds before now.
     let block_range = checks_between(first_ms + 8_000, stop_ms - 3_000);
     let head_range = checks_between(restart_ms + 5_000, last_ms - 4_000);
-    let mut procs = [&mut prometheus, &mut receive, &mut store, &mut query];
+    let mut procs = [&mut *prometheus, &mut receive, &mut store, &mut query];
     assert_equal_answers(
         &client,
         &ours,
@@ -620,9 +498,8 @@ async fn prometheus_to_receive_to_s3_to_store_and_query_equals_prometheus() {
     // store gateway only (receive keeps a local copy of its blocks, so the first querier
     // could be answering from receive).
     let (bucket_query_http, bucket_query_grpc) = (free_port(), free_port());
-    let mut bucket_query = Proc::spawn(
+    let mut bucket_query = thanos(
         "query-bucket",
-        THANOS,
         &[
             "query".to_owned(),
             format!("--endpoint=127.0.0.1:{store_grpc}"),
@@ -632,14 +509,10 @@ async fn prometheus_to_receive_to_s3_to_store_and_query_equals_prometheus() {
         dir,
     );
     let bucket_ours = format!("http://127.0.0.1:{bucket_query_http}");
-    wait_ready(
-        &client,
-        &mut bucket_query,
-        &format!("{bucket_ours}/-/ready"),
-        Duration::from_secs(30),
-    )
-    .await;
-    let mut procs = [&mut prometheus, &mut store, &mut bucket_query];
+    bucket_query
+        .wait_ready(&format!("{bucket_ours}/-/ready"), Duration::from_secs(30))
+        .await;
+    let mut procs = [&mut *prometheus, &mut store, &mut bucket_query];
     assert_equal_answers(
         &client,
         &bucket_ours,
@@ -652,7 +525,7 @@ async fn prometheus_to_receive_to_s3_to_store_and_query_equals_prometheus() {
 
     for p in [&mut bucket_query, &mut query, &mut store, &mut receive] {
         assert_eq!(
-            p.terminate(Duration::from_secs(60)),
+            p.terminate(Duration::from_secs(60)).code(),
             Some(0),
             "{}",
             p.log_tail()

@@ -5,104 +5,55 @@
 //! the `--label`s and the tenant, `source: receive`, whose samples are exactly the
 //! acknowledged ones, each once.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Receive;
 use prometheus::Registry;
 use thanos_objstore::{Bucket, BucketConfig, Path as ObjectPath};
 use thanos_proto::prometheus as pb;
-use thanos_test_support::S3TestServer;
+use thanos_test_support::process::free_port;
+use thanos_test_support::{S3TestServer, now_ms, remote_write};
 use thanos_tsdb::block::Block;
 use thanos_tsdb::meta::BlockMeta;
 
-const THANOS: &str = env!("CARGO_BIN_EXE_thanos");
 const MINUTE: i64 = 60_000;
 
 type Samples = BTreeMap<String, Vec<(i64, f64)>>;
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64
-}
-
 struct Receiver {
-    child: KillOnDrop,
-    remote_write: u16,
-    log: PathBuf,
+    receive: Receive,
+    remote_write: String,
+    client: reqwest::Client,
 }
 
 async fn start(tsdb: &Path, log: &Path, objstore_yaml: &str) -> Receiver {
-    let (http, remote_write, grpc) = (free_port(), free_port(), free_port());
-    let log_file = std::fs::File::create(log).expect("log");
-    let child = Command::new(THANOS)
-        .args([
-            "receive",
+    let objstore = format!("--objstore.config={objstore_yaml}");
+    let receive = Receive::start(
+        tsdb,
+        log,
+        &[
             "--label=replica=\"r0\"",
             "--tsdb.min-block-duration=1m",
             "--tsdb.max-block-duration=1m",
-            &format!("--objstore.config={objstore_yaml}"),
-            &format!("--tsdb.path={}", tsdb.display()),
-            &format!("--http-address=127.0.0.1:{http}"),
-            &format!("--remote-write.address=127.0.0.1:{remote_write}"),
-            &format!("--grpc-address=127.0.0.1:{grpc}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .expect("start thanos receive");
-    let mut r = Receiver {
-        child: KillOnDrop(child),
-        remote_write,
-        log: log.to_path_buf(),
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = r.child.0.try_wait().expect("poll") {
-            panic!("receive exited with {status}: {}", r.log_text());
-        }
-        let ready = client
-            .get(format!("http://127.0.0.1:{http}/-/ready"))
-            .send()
-            .await
-            .is_ok_and(|resp| resp.status() == 200);
-        if ready {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "receive not ready after 30s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+            &objstore,
+        ],
+    )
+    .await;
+    Receiver {
+        remote_write: receive.remote_write_url(),
+        receive,
+        client: reqwest::Client::new(),
     }
 }
 
 impl Receiver {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
     /// Sends one remote-write request with a sample at `t` for each of `series` series;
     /// records the samples when acknowledged (200).
-    async fn write(&self, client: &reqwest::Client, t: i64, series: usize, acked: &mut Samples) {
+    async fn write(&self, t: i64, series: usize, acked: &mut Samples) {
         let timeseries = (0..series)
             .map(|i| pb::TimeSeries {
                 labels: vec![
@@ -121,21 +72,8 @@ impl Receiver {
                 }],
                 ..Default::default()
             })
-            .collect();
-        let body = thanos_proto::remote_write::encode(&pb::WriteRequest {
-            timeseries,
-            metadata: vec![],
-        })
-        .expect("encode");
-        let resp = client
-            .post(format!(
-                "http://127.0.0.1:{}/api/v1/receive",
-                self.remote_write
-            ))
-            .header("Content-Type", "application/x-protobuf")
-            .header("Content-Encoding", "snappy")
-            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-            .body(body.to_vec())
+            .collect::<Vec<_>>();
+        let resp = remote_write::request(&self.client, &self.remote_write, timeseries)
             .send()
             .await
             .expect("send");
@@ -153,27 +91,36 @@ impl Receiver {
         }
     }
 
-    /// SIGTERM, then waits (at most 60 s) for a successful exit.
-    fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.0.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.0.try_wait().expect("poll") {
-                assert!(status.success(), "exit {status}: {}", self.log_text());
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit after SIGTERM: {}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+    /// Writes `series` samples at each of `from`, `from + step`, … up to `to` (inclusive).
+    async fn write_every(
+        &self,
+        (from, to, step): (i64, i64, i64),
+        series: usize,
+        acked: &mut Samples,
+    ) {
+        let mut t = from;
+        while t <= to {
+            self.write(t, series, acked).await;
+            t += step;
         }
     }
+
+    /// SIGTERM, then waits (at most 60 s) for a successful exit.
+    fn terminate(&mut self) {
+        let status = self.receive.process.terminate(Duration::from_secs(60));
+        assert!(
+            status.success(),
+            "exit {status}: {}",
+            self.receive.process.log()
+        );
+    }
+}
+
+/// A fresh directory for the test and the receiver's `--tsdb.path` inside it.
+fn work_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tsdb = dir.path().join("tsdb");
+    (dir, tsdb)
 }
 
 async fn s3() -> (S3TestServer, String, Bucket) {
@@ -266,6 +213,23 @@ fn check_meta(meta: &BlockMeta) {
     );
 }
 
+/// Every block has the receive meta, and the blocks hold exactly the acknowledged samples.
+fn check_blocks(blocks: &[(BlockMeta, Block)], acked: &Samples) {
+    for (meta, _) in blocks {
+        check_meta(meta);
+    }
+    assert_eq!(&block_samples(blocks), acked);
+}
+
+/// The complete (meta.json holding) block directories of the default tenant under `tsdb`.
+fn local_blocks(tsdb: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(tsdb.join("default-tenant"))
+        .expect("tenant dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.join("meta.json").is_file())
+        .collect()
+}
+
 async fn wait_for_blocks(bucket: &Bucket, at_least: usize, r: &Receiver) {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
@@ -282,7 +246,7 @@ async fn wait_for_blocks(bucket: &Bucket, at_least: usize, r: &Receiver) {
         assert!(
             Instant::now() < deadline,
             "only {metas} blocks uploaded after 40s: {}",
-            r.log_text()
+            r.receive.process.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -291,37 +255,22 @@ async fn wait_for_blocks(bucket: &Bucket, at_least: usize, r: &Receiver) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_are_cut_shipped_and_flushed_on_sigterm() {
     let (_server, yaml, bucket) = s3().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tsdb = dir.path().join("tsdb");
+    let (dir, tsdb) = work_dir();
     let mut r = start(&tsdb, &dir.path().join("receive.log"), &yaml).await;
-    let client = reqwest::Client::new();
     let mut acked = Samples::new();
     // Oldest first, every 5 s over the last 6 minutes: the head spans 6 block ranges, so
     // the compaction (every 6 s) cuts blocks while the receiver runs.
     let now = now_ms();
-    let start_t = now - 6 * MINUTE;
-    let mut t = start_t;
-    while t <= now {
-        r.write(&client, t, 10, &mut acked).await;
-        t += 5_000;
-    }
+    r.write_every((now - 6 * MINUTE, now, 5_000), 10, &mut acked)
+        .await;
     wait_for_blocks(&bucket, 4, &r).await;
-    let local_blocks = std::fs::read_dir(tsdb.join("default-tenant"))
-        .expect("tenant dir")
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().join("meta.json").is_file())
-        })
-        .count();
+    let local_blocks = local_blocks(&tsdb).len();
     assert!(local_blocks >= 4, "{local_blocks} local blocks");
 
     // More writes after the cuts, then SIGTERM: the rest of the head is flushed and shipped.
-    let mut t = now + 5_000;
     let end = now_ms();
-    while t <= end + 2_000 {
-        r.write(&client, t, 10, &mut acked).await;
-        t += 1_000;
-    }
+    r.write_every((now + 5_000, end + 2_000, 1_000), 10, &mut acked)
+        .await;
     r.terminate();
     let progress = std::fs::read_to_string(tsdb.join("default-tenant/thanos.shipper.json"))
         .expect("shipper progress file");
@@ -331,24 +280,18 @@ async fn blocks_are_cut_shipped_and_flushed_on_sigterm() {
     for (meta, _) in &blocks {
         assert!(progress.contains(&meta.ulid.to_string()), "{progress}");
     }
-    for (meta, _) in &blocks {
-        check_meta(meta);
-    }
-    assert_eq!(block_samples(&blocks), acked);
+    check_blocks(&blocks, &acked);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flushes_a_young_head_into_an_uploaded_block() {
     let (_server, yaml, bucket) = s3().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tsdb = dir.path().join("tsdb");
+    let (dir, tsdb) = work_dir();
     let mut r = start(&tsdb, &dir.path().join("receive.log"), &yaml).await;
-    let client = reqwest::Client::new();
     let mut acked = Samples::new();
     let now = now_ms();
-    for k in 0..5 {
-        r.write(&client, now + k * 1_000, 3, &mut acked).await;
-    }
+    r.write_every((now, now + 4_000, 1_000), 3, &mut acked)
+        .await;
     // Nothing is old enough to be cut by the compaction.
     assert!(
         bucket.list(None).await.expect("list").is_empty(),
@@ -362,10 +305,7 @@ async fn sigterm_flushes_a_young_head_into_an_uploaded_block() {
         "{} blocks (the head spans at most one block boundary)",
         blocks.len()
     );
-    for (meta, _) in &blocks {
-        check_meta(meta);
-    }
-    assert_eq!(block_samples(&blocks), acked);
+    check_blocks(&blocks, &acked);
     // The local copy stays, and a restart finds an empty head over the flushed blocks.
     let mut r = start(&tsdb, &dir.path().join("receive2.log"), &yaml).await;
     r.terminate();
@@ -386,25 +326,16 @@ async fn unreachable_bucket_keeps_blocks_until_a_later_upload() {
         "key",
         "secret",
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tsdb = dir.path().join("tsdb");
+    let (dir, tsdb) = work_dir();
     let mut r = start(&tsdb, &dir.path().join("receive.log"), &dead).await;
-    let client = reqwest::Client::new();
     let mut acked = Samples::new();
     let now = now_ms();
-    let mut t = now - 3 * MINUTE;
-    while t <= now {
-        r.write(&client, t, 4, &mut acked).await;
-        t += 10_000;
-    }
+    r.write_every((now - 3 * MINUTE, now, 10_000), 4, &mut acked)
+        .await;
     let stopping = Instant::now();
     r.terminate();
     let stop_time = stopping.elapsed();
-    let local: Vec<PathBuf> = std::fs::read_dir(tsdb.join("default-tenant"))
-        .expect("tenant dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.join("meta.json").is_file())
-        .collect();
+    let local = local_blocks(&tsdb);
     assert!(!local.is_empty(), "flushed blocks are kept locally");
     let blocks: Vec<(BlockMeta, Block)> = local
         .iter()
@@ -422,8 +353,5 @@ async fn unreachable_bucket_keeps_blocks_until_a_later_upload() {
     let download = tempfile::tempdir().expect("tempdir");
     let uploaded = download_blocks(&bucket, download.path()).await;
     assert_eq!(uploaded.len(), local.len());
-    for (meta, _) in &uploaded {
-        check_meta(meta);
-    }
-    assert_eq!(block_samples(&uploaded), acked);
+    check_blocks(&uploaded, &acked);
 }

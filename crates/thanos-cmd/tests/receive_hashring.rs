@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt as _;
 use prost::Message as _;
@@ -19,30 +19,17 @@ use thanos_proto::thanos::store_client::StoreClient;
 use thanos_proto::thanos::{
     Label, LabelMatcher, SeriesRequest, TimeSeriesTenantTuple, WriteRequest, series_response,
 };
+use thanos_test_support::process::{Process, free_port, http_ok};
+use thanos_test_support::{now_ms, remote_write};
 use tower::ServiceExt as _;
 
 const THANOS: &str = env!("CARGO_BIN_EXE_thanos");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64
-}
 
 /// One `thanos receive` process (restartable with the same ports and data).
 struct Node {
     name: String,
     args: Vec<String>,
-    child: Option<Child>,
+    process: Option<Process>,
     http: u16,
     remote_write: u16,
     grpc: u16,
@@ -50,18 +37,12 @@ struct Node {
     starts: usize,
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 impl Node {
     fn new(dir: &Path, name: &str) -> Self {
         Self {
             name: name.to_owned(),
             args: Vec::new(),
-            child: None,
+            process: None,
             http: free_port(),
             remote_write: free_port(),
             grpc: free_port(),
@@ -91,55 +72,23 @@ impl Node {
 
     async fn start(&mut self) {
         self.starts += 1;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log");
-        let child = Command::new(THANOS)
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start thanos receive");
-        self.child = Some(child);
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().expect("poll"))
-            {
-                panic!("{} exited with {status}: {}", self.name, self.logs());
-            }
-            if self.is_ready(&client).await {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} not ready: {}",
-                self.name,
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut process = Process::spawn(&self.name, THANOS, &self.args, &self.log);
+        process
+            .wait_ready(
+                &format!("http://127.0.0.1:{}/-/ready", self.http),
+                Duration::from_secs(30),
+            )
+            .await;
+        self.process = Some(process);
     }
 
     async fn is_ready(&self, client: &reqwest::Client) -> bool {
-        client
-            .get(format!("http://127.0.0.1:{}/-/ready", self.http))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
+        http_ok(client, &format!("http://127.0.0.1:{}/-/ready", self.http)).await
     }
 
-    /// `kill -9`.
+    /// `kill -9` (dropping the process sends SIGKILL).
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process = None;
     }
 
     fn logs(&self) -> String {
@@ -159,20 +108,8 @@ impl Node {
 
     /// Remote-writes `series` (RW 1.0); returns the status and body.
     async fn write(&self, client: &reqwest::Client, series: Vec<pb::TimeSeries>) -> (u16, String) {
-        let body = thanos_proto::remote_write::encode(&pb::WriteRequest {
-            timeseries: series,
-            metadata: vec![],
-        })
-        .expect("encode");
-        let resp = client
-            .post(format!(
-                "http://127.0.0.1:{}/api/v1/receive",
-                self.remote_write
-            ))
-            .header("Content-Type", "application/x-protobuf")
-            .header("Content-Encoding", "snappy")
-            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-            .body(body.to_vec())
+        let url = format!("http://127.0.0.1:{}/api/v1/receive", self.remote_write);
+        let resp = remote_write::request(client, &url, series)
             .send()
             .await
             .expect("remote write");

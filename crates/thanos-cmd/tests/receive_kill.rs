@@ -2,82 +2,22 @@
 //! (HTTP 200) before being killed is in its WAL, replays after a restart, and the restarted
 //! process accepts more writes that survive a second kill.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::Receive;
 use thanos_proto::prometheus as pb;
 use thanos_receive::{HeadOptions, MultiTsdb, Storage};
+use thanos_test_support::now_ms;
+use thanos_test_support::remote_write;
 use thanos_wal::wlog::WalOptions;
 
-const THANOS: &str = env!("CARGO_BIN_EXE_thanos");
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-struct Receiver {
-    child: KillOnDrop,
-    http: u16,
-    remote_write: u16,
-}
-
-async fn start(tsdb: &Path, log: &Path) -> Receiver {
-    let (http, remote_write, grpc) = (free_port(), free_port(), free_port());
-    let log_file = std::fs::File::create(log).expect("log");
-    let child = Command::new(THANOS)
-        .args([
-            "receive",
-            "--label=replica=\"r0\"",
-            &format!("--tsdb.path={}", tsdb.display()),
-            &format!("--http-address=127.0.0.1:{http}"),
-            &format!("--remote-write.address=127.0.0.1:{remote_write}"),
-            &format!("--grpc-address=127.0.0.1:{grpc}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .expect("start thanos receive");
-    let mut r = Receiver {
-        child: KillOnDrop(child),
-        http,
-        remote_write,
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = r.child.0.try_wait().expect("poll") {
-            panic!(
-                "receive exited with {status}: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        let ready = client
-            .get(format!("http://127.0.0.1:{}/-/ready", r.http))
-            .send()
-            .await
-            .is_ok_and(|resp| resp.status() == 200);
-        if ready {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "receive not ready after 30s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn start(tsdb: &Path, log: &Path) -> Receive {
+    Receive::start(tsdb, log, &["--label=replica=\"r0\""]).await
 }
 
 type Acked = Arc<Mutex<BTreeMap<String, Vec<(i64, f64)>>>>;
@@ -87,6 +27,7 @@ type Acked = Arc<Mutex<BTreeMap<String, Vec<(i64, f64)>>>>;
 /// Acknowledged samples are recorded.
 async fn writer(port: u16, w: usize, start_t: i64, acked: Acked) {
     let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/v1/receive");
     for k in 0..100_000i64 {
         let t = start_t + k;
         let series = |name: &str, extra: Option<String>| {
@@ -113,19 +54,13 @@ async fn writer(port: u16, w: usize, start_t: i64, acked: Acked) {
                 ..Default::default()
             }
         };
-        let body = thanos_proto::remote_write::encode(&pb::WriteRequest {
-            timeseries: vec![series("m", None), series("s", Some(t.to_string()))],
-            metadata: vec![],
-        })
-        .expect("encode");
-        let resp = client
-            .post(format!("http://127.0.0.1:{port}/api/v1/receive"))
-            .header("Content-Type", "application/x-protobuf")
-            .header("Content-Encoding", "snappy")
-            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-            .body(body.to_vec())
-            .send()
-            .await;
+        let resp = remote_write::request(
+            &client,
+            &url,
+            vec![series("m", None), series("s", Some(t.to_string()))],
+        )
+        .send()
+        .await;
         match resp {
             Ok(resp) if resp.status() == 200 => {
                 let mut acked = acked.lock().expect("lock");
@@ -176,13 +111,12 @@ fn on_disk(tsdb: &Path) -> BTreeMap<String, Vec<(i64, f64)>> {
 }
 
 /// Runs writers against `r` for `for_ms`, then SIGKILLs it while requests are in flight.
-async fn write_then_kill(r: &mut Receiver, start_t: i64, for_ms: u64, acked: &Acked) {
+async fn write_then_kill(r: &mut Receive, start_t: i64, for_ms: u64, acked: &Acked) {
     let writers: Vec<_> = (0..4)
         .map(|w| tokio::spawn(writer(r.remote_write, w, start_t, Arc::clone(acked))))
         .collect();
     tokio::time::sleep(Duration::from_millis(for_ms)).await;
-    r.child.0.kill().expect("SIGKILL");
-    r.child.0.wait().expect("wait");
+    r.process.kill();
     for w in writers {
         w.await.expect("writer");
     }
@@ -209,10 +143,7 @@ async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tsdb = dir.path().join("tsdb");
     let log = dir.path().join("receive.log");
-    let t0 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
+    let t0 = now_ms();
     let acked: Acked = Arc::default();
 
     let mut r = start(&tsdb, &log).await;

@@ -2,54 +2,15 @@
 //! processes; samples remote-written to the receiver come back through the querier's
 //! `/api/v1/query` with the tenant's external labels.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
+use std::time::{Duration, Instant};
+
+use common::{Receive, THANOS};
 use serde_json::Value;
 use thanos_proto::prometheus as pb;
-
-const THANOS: &str = env!("CARGO_BIN_EXE_thanos");
-
-struct KillOnDrop(Child, &'static str);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl KillOnDrop {
-    fn spawn(name: &'static str, args: &[String], log: &Path) -> Self {
-        let log_file = std::fs::File::create(log).expect("log");
-        let child = Command::new(THANOS)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("start thanos");
-        KillOnDrop(child, name)
-    }
-
-    fn assert_running(&mut self, log: &Path) {
-        if let Some(status) = self.0.try_wait().expect("poll") {
-            panic!(
-                "{} exited with {status}: {}",
-                self.1,
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+use thanos_test_support::process::{Process, free_port};
+use thanos_test_support::{now_ms, remote_write};
 
 fn series(name: &str, job: &str, samples: &[(i64, f64)]) -> pb::TimeSeries {
     pb::TimeSeries {
@@ -74,74 +35,41 @@ fn series(name: &str, job: &str, samples: &[(i64, f64)]) -> pb::TimeSeries {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receive_samples_are_queryable_through_query() {
     let work = tempfile::tempdir().expect("tempdir");
-    let (recv_http, recv_rw, recv_grpc) = (free_port(), free_port(), free_port());
     let (query_http, query_grpc) = (free_port(), free_port());
-    let recv_log = work.path().join("receive.log");
-    let query_log = work.path().join("query.log");
-    let mut receive = KillOnDrop::spawn(
-        "receive",
-        &[
-            "receive".to_owned(),
-            "--label=replica=\"r0\"".to_owned(),
-            "--label=site=\"eu\"".to_owned(),
-            format!("--tsdb.path={}", work.path().join("tsdb").display()),
-            format!("--http-address=127.0.0.1:{recv_http}"),
-            format!("--remote-write.address=127.0.0.1:{recv_rw}"),
-            format!("--grpc-address=127.0.0.1:{recv_grpc}"),
-        ],
-        &recv_log,
-    );
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        receive.assert_running(&recv_log);
-        let ready = client
-            .get(format!("http://127.0.0.1:{recv_http}/-/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200);
-        if ready {
-            break;
-        }
-        assert!(Instant::now() < deadline, "receive not ready after 30s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut receive = Receive::start(
+        &work.path().join("tsdb"),
+        &work.path().join("receive.log"),
+        &["--label=replica=\"r0\"", "--label=site=\"eu\""],
+    )
+    .await;
 
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
-    let t0 = now - 60_000;
-    let body = thanos_proto::remote_write::encode(&pb::WriteRequest {
-        timeseries: vec![
+    let client = reqwest::Client::new();
+    let t0 = now_ms() - 60_000;
+    let resp = remote_write::request(
+        &client,
+        &receive.remote_write_url(),
+        vec![
             series("rw_metric", "api", &[(t0, 1.0), (t0 + 15_000, 2.0)]),
             series("rw_metric", "db", &[(t0, 10.0), (t0 + 15_000, 20.0)]),
         ],
-        metadata: vec![],
-    })
-    .expect("encode");
-    let resp = client
-        .post(format!("http://127.0.0.1:{recv_rw}/api/v1/receive"))
-        .header("Content-Type", "application/x-protobuf")
-        .header("Content-Encoding", "snappy")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .header("THANOS-TENANT", "team-a")
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("remote write");
+    )
+    .header("THANOS-TENANT", "team-a")
+    .send()
+    .await
+    .expect("remote write");
     assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
 
-    let mut query = KillOnDrop::spawn(
+    let mut query = Process::spawn(
         "query",
-        &[
+        THANOS,
+        [
             "query".to_owned(),
-            format!("--endpoint=127.0.0.1:{recv_grpc}"),
+            format!("--endpoint=127.0.0.1:{}", receive.grpc),
             "--query.replica-label=replica".to_owned(),
             format!("--http-address=127.0.0.1:{query_http}"),
             format!("--grpc-address=127.0.0.1:{query_grpc}"),
         ],
-        &query_log,
+        &work.path().join("query.log"),
     );
     let eval = (t0 + 15_000) as f64 / 1000.0;
     let url = format!(
@@ -149,8 +77,8 @@ async fn receive_samples_are_queryable_through_query() {
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     let result = loop {
-        query.assert_running(&query_log);
-        receive.assert_running(&recv_log);
+        query.assert_running();
+        receive.process.assert_running();
         if let Ok(r) = client.get(&url).send().await
             && r.status() == 200
         {
@@ -163,7 +91,7 @@ async fn receive_samples_are_queryable_through_query() {
         assert!(
             Instant::now() < deadline,
             "no result from query after 30s; query log: {}",
-            std::fs::read_to_string(&query_log).unwrap_or_default()
+            query.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };

@@ -3,13 +3,12 @@
 //! then both processes stopped with SIGTERM. Once over a FILESYSTEM bucket, once over the
 //! in-process S3 test server.
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use thanos_test_support::process::{Process, free_port, http_get, wait_for};
 use thanos_test_support::{S3TestServer, S3TestServerOptions};
 
 const THANOS: &str = env!("CARGO_BIN_EXE_thanos");
@@ -43,96 +42,17 @@ fn openmetrics() -> String {
     text
 }
 
-/// A child process killed on drop, so a failed assertion leaves nothing running.
-struct Proc {
-    name: &'static str,
-    child: Child,
+/// Starts `thanos <args>` logging to `log`.
+fn spawn(name: &str, args: &[String], log: &Path) -> Process {
+    Process::spawn(name, THANOS, args, log)
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Proc {
-    fn spawn(name: &'static str, args: &[String], log: &Path) -> Proc {
-        let log = std::fs::File::create(log).unwrap();
-        let child = Command::new(THANOS)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|err| panic!("spawn thanos {name}: {err}"));
-        Proc { name, child }
-    }
-
-    /// Sends SIGTERM and returns the exit code and how long the process took to exit.
-    fn terminate(&mut self) -> (Option<i32>, Duration) {
-        let started = Instant::now();
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -TERM {}", self.name);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status.code(), started.elapsed());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "thanos {} did not exit within 5s of SIGTERM",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn assert_running(&mut self, log: &Path) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!(
-                "thanos {} exited early ({status}):\n{}",
-                self.name,
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A minimal HTTP/1.0 GET: (status code, body).
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-    Some((status, body.to_owned()))
-}
-
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Duration {
+/// Sends SIGTERM and returns the exit code and how long the process took to exit (at most
+/// 5 s).
+fn stop(process: &mut Process) -> (Option<i32>, Duration) {
     let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    started.elapsed()
+    let status = process.terminate(Duration::from_secs(5));
+    (status.code(), started.elapsed())
 }
 
 fn promtool(args: &[&str]) -> Value {
@@ -242,9 +162,7 @@ fn run_store_and_query(work: &Path, objstore: &str) {
     let started = Instant::now();
     let (store_http, store_grpc) = (free_port(), free_port());
     let (query_http, query_grpc) = (free_port(), free_port());
-    let store_log = work.join("store.log");
-    let query_log = work.join("query.log");
-    let mut store = Proc::spawn(
+    let mut store = spawn(
         "store",
         &[
             "store".to_owned(),
@@ -253,21 +171,21 @@ fn run_store_and_query(work: &Path, objstore: &str) {
             format!("--http-address=127.0.0.1:{store_http}"),
             format!("--grpc-address=127.0.0.1:{store_grpc}"),
         ],
-        &store_log,
+        &work.join("store.log"),
     );
     let store_ready = wait_for("store /-/ready", Duration::from_secs(15), || {
-        store.assert_running(&store_log);
-        http_get(store_http, "/-/ready").is_some_and(|(status, _)| status == 200)
+        store.assert_running();
+        http_get(store_http, "/-/ready").is_some_and(|r| r.status == 200)
     });
-    let (status, _) = http_get(store_http, "/-/healthy").unwrap();
-    assert_eq!(status, 200);
-    let (_, metrics) = http_get(store_http, "/metrics").unwrap();
+    let healthy = http_get(store_http, "/-/healthy").unwrap();
+    assert_eq!(healthy.status, 200);
+    let metrics = http_get(store_http, "/metrics").unwrap();
     assert!(
-        metrics.contains("thanos_blocks_meta_synced"),
+        metrics.body.contains("thanos_blocks_meta_synced"),
         "store /metrics lacks the sync metrics"
     );
 
-    let mut query = Proc::spawn(
+    let mut query = spawn(
         "query",
         &[
             "query".to_owned(),
@@ -277,23 +195,23 @@ fn run_store_and_query(work: &Path, objstore: &str) {
             format!("--http-address=127.0.0.1:{query_http}"),
             format!("--grpc-address=127.0.0.1:{query_grpc}"),
         ],
-        &query_log,
+        &work.join("query.log"),
     );
     let stores_path = format!("{ROUTE_PREFIX}/api/v1/stores");
     let store_healthy = wait_for("store listed healthy", Duration::from_secs(15), || {
-        query.assert_running(&query_log);
-        let Some((200, body)) = http_get(query_http, &stores_path) else {
+        query.assert_running();
+        let Some(resp) = http_get(query_http, &stores_path).filter(|r| r.status == 200) else {
             return false;
         };
-        let stores: Value = serde_json::from_str(&body).unwrap();
+        let stores: Value = serde_json::from_str(&resp.body).unwrap();
         stores["data"]["store"].as_array().is_some_and(|list| {
             list.iter().any(|entry| {
                 entry["name"] == format!("127.0.0.1:{store_grpc}") && entry["lastError"].is_null()
             })
         })
     });
-    let (status, _) = http_get(query_http, "/-/ready").unwrap();
-    assert_eq!(status, 200, "query /-/ready");
+    let ready = http_get(query_http, "/-/ready").unwrap();
+    assert_eq!(ready.status, 200, "query /-/ready");
 
     let server = format!("http://127.0.0.1:{query_http}{ROUTE_PREFIX}");
     let last = BASE + (SAMPLES - 1) * STEP;
@@ -381,13 +299,13 @@ fn run_store_and_query(work: &Path, objstore: &str) {
     assert_eq!(replicas, serde_json::json!([]), "replica label not removed");
 
     // Without deduplication both replicas are visible.
-    let (status, body) = http_get(
+    let resp = http_get(
         query_http,
         &format!("{ROUTE_PREFIX}/api/v1/query?query=sys_metric&time={last}&dedup=false"),
     )
     .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let raw: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let raw: Value = serde_json::from_str(&resp.body).unwrap();
     let mut seen: Vec<(String, String)> = raw["data"]["result"]
         .as_array()
         .unwrap()
@@ -406,21 +324,11 @@ fn run_store_and_query(work: &Path, objstore: &str) {
             .map(|(i, r)| (i.to_owned(), r.to_owned()))
     );
 
-    let (query_code, query_exit) = query.terminate();
-    let (store_code, store_exit) = store.terminate();
-    assert_eq!(
-        query_code,
-        Some(0),
-        "query: {}",
-        std::fs::read_to_string(&query_log).unwrap_or_default()
-    );
-    assert_eq!(
-        store_code,
-        Some(0),
-        "store: {}",
-        std::fs::read_to_string(&store_log).unwrap_or_default()
-    );
-    let store_text = std::fs::read_to_string(&store_log).unwrap();
+    let (query_code, query_exit) = stop(&mut query);
+    let (store_code, store_exit) = stop(&mut store);
+    assert_eq!(query_code, Some(0), "query: {}", query.log());
+    assert_eq!(store_code, Some(0), "store: {}", store.log());
+    let store_text = store.log();
     assert!(store_text.contains("shutdown complete"), "{store_text}");
     eprintln!(
         "store ready after {store_ready:?}, store healthy in query after {store_healthy:?}, \

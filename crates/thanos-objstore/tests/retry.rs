@@ -3,104 +3,16 @@
 
 mod common;
 
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::BoxStream;
-use object_store::memory::InMemory;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
 use prometheus::Registry;
 use thanos_objstore::{Bucket, BucketConfig, BucketMetrics, Path, RetryPolicy, UploadOptions};
+use thanos_test_support::process::free_port;
+use thanos_test_support::store::FaultyStore;
 
 use common::{failures, ops};
-
-/// Fails `get_opts` with a transient (generic) error a set number of times, counting calls.
-#[derive(Debug)]
-struct FlakyStore {
-    inner: InMemory,
-    failures_left: AtomicU32,
-    get_calls: AtomicU32,
-}
-
-impl fmt::Display for FlakyStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FlakyStore")
-    }
-}
-
-#[async_trait]
-impl ObjectStore for FlakyStore {
-    async fn put_opts(
-        &self,
-        location: &object_store::path::Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &object_store::path::Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &object_store::path::Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.get_calls.fetch_add(1, Ordering::SeqCst);
-        let left = self.failures_left.load(Ordering::SeqCst);
-        if left > 0 {
-            self.failures_left.store(left - 1, Ordering::SeqCst);
-            return Err(object_store::Error::Generic {
-                store: "FlakyStore",
-                source: "injected transient failure".into(),
-            });
-        }
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<object_store::path::Path>>,
-    ) -> BoxStream<'static, object_store::Result<object_store::path::Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(
-        &self,
-        prefix: Option<&object_store::path::Path>,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(
-        &self,
-        prefix: Option<&object_store::path::Path>,
-    ) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &object_store::path::Path,
-        to: &object_store::path::Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
 
 fn fast_retries(max_retries: u32) -> RetryPolicy {
     RetryPolicy {
@@ -110,12 +22,12 @@ fn fast_retries(max_retries: u32) -> RetryPolicy {
     }
 }
 
-async fn flaky_bucket(failures_left: u32, max_retries: u32) -> (Bucket, Arc<FlakyStore>, Registry) {
-    let store = Arc::new(FlakyStore {
-        inner: InMemory::new(),
-        failures_left: AtomicU32::new(0),
-        get_calls: AtomicU32::new(0),
-    });
+/// A bucket holding `obj` whose next `failures_left` reads fail with a transient error.
+async fn flaky_bucket(
+    failures_left: u32,
+    max_retries: u32,
+) -> (Bucket, Arc<FaultyStore>, Registry) {
+    let store = Arc::new(FaultyStore::new());
     let reg = Registry::new();
     let metrics = BucketMetrics::new(&reg).unwrap();
     let bucket = Bucket::new(
@@ -129,7 +41,7 @@ async fn flaky_bucket(failures_left: u32, max_retries: u32) -> (Bucket, Arc<Flak
         .upload(&Path::from("obj"), Bytes::from_static(b"data"))
         .await
         .unwrap();
-    store.failures_left.store(failures_left, Ordering::SeqCst);
+    store.fail_next_gets(failures_left);
     (bucket, store, reg)
 }
 
@@ -140,7 +52,7 @@ async fn transient_errors_are_retried_until_success() {
         bucket.get(&Path::from("obj")).await.unwrap(),
         Bytes::from_static(b"data")
     );
-    assert_eq!(store.get_calls.load(Ordering::SeqCst), 4);
+    assert_eq!(store.get_calls(), 4);
     // One logical operation, not a failure.
     assert_eq!(ops(&reg, "flaky", "get"), 1.0);
     assert_eq!(failures(&reg, "flaky", "get"), 0.0);
@@ -155,7 +67,7 @@ async fn retries_are_bounded() {
         "{err}"
     );
     assert!(err.to_string().contains("get obj in bucket flaky"), "{err}");
-    assert_eq!(store.get_calls.load(Ordering::SeqCst), 3);
+    assert_eq!(store.get_calls(), 3);
     assert_eq!(ops(&reg, "flaky", "get"), 1.0);
     assert_eq!(failures(&reg, "flaky", "get"), 1.0);
 }
@@ -165,7 +77,7 @@ async fn not_found_is_not_retried() {
     let (bucket, store, reg) = flaky_bucket(0, 5).await;
     let err = bucket.get(&Path::from("missing")).await.unwrap_err();
     assert!(err.is_not_found());
-    assert_eq!(store.get_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(store.get_calls(), 1);
     assert_eq!(failures(&reg, "flaky", "get"), 0.0);
 }
 
@@ -197,10 +109,7 @@ fn backoff_grows_and_is_capped() {
 #[tokio::test]
 async fn unreachable_s3_endpoint_fails_after_retries() {
     // A port that was just free: nothing listens on it.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let yaml =
         thanos_test_support::objstore_yaml(&format!("127.0.0.1:{port}"), "thanos", "ak", "sk");
     let cfg = BucketConfig::parse(&yaml)

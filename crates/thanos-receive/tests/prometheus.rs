@@ -3,47 +3,16 @@
 
 mod common;
 
-use std::fs::File;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestServer;
 use thanos_model::Matcher;
 use thanos_receive::{HandlerOptions, HeadOptions};
-
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-/// Kills the child process when dropped, so a failing assertion never leaks it.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
+use thanos_test_support::process::free_port;
+use thanos_test_support::prometheus::Prometheus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_remote_writes_into_the_head() {
-    assert!(
-        Path::new(PROMETHEUS).exists(),
-        "{PROMETHEUS} is missing: install Debian's prometheus package"
-    );
     let server = TestServer::start(HandlerOptions::default(), HeadOptions::default(), true).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
@@ -53,30 +22,13 @@ async fn prometheus_remote_writes_into_the_head() {
          remote_write:\n  - url: {url}\n    remote_timeout: 5s\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 10ms\n      max_backoff: 200ms\n    metadata_config:\n      send_interval: 1s\n",
         url = server.url()
     );
-    let config_path = dir.path().join("prometheus.yml");
-    std::fs::write(&config_path, config).expect("write config");
-    let log_path = dir.path().join("prometheus.log");
-    let log = File::create(&log_path).expect("log file");
-    let child = Command::new(PROMETHEUS)
-        .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start prometheus");
-    let mut child = KillOnDrop(child);
+    let mut prometheus = Prometheus::start(dir.path(), port, &config);
 
     let deadline = Instant::now() + Duration::from_secs(40);
     let up = Matcher::equal("__name__", "up");
     let build_info = Matcher::equal("__name__", "prometheus_build_info");
     let head = loop {
-        if let Some(status) = child.0.try_wait().expect("poll child") {
-            panic!("prometheus exited with {status}:\n{}", log_tail(&log_path));
-        }
+        prometheus.assert_running();
         if let Some(head) = server.tsdb.get("default-tenant") {
             let has = |m: &Matcher| {
                 !head
@@ -90,11 +42,11 @@ async fn prometheus_remote_writes_into_the_head() {
         assert!(
             Instant::now() < deadline,
             "no up/prometheus_build_info samples after 40s:\n{}",
-            log_tail(&log_path)
+            prometheus.log_tail()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    drop(child);
+    drop(prometheus);
 
     let up_series = head.select(&[up], i64::MIN, i64::MAX);
     assert_eq!(up_series.len(), 1, "{up_series:?}");
@@ -165,37 +117,18 @@ async fn instant_query(port: u16, query: &str) -> Option<f64> {
 /// every series and `up` sample Prometheus reported through its own query API is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_a_wal_written_by_prometheus() {
-    assert!(
-        Path::new(PROMETHEUS).exists(),
-        "{PROMETHEUS} is missing: install Debian's prometheus package"
-    );
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let config = format!(
         "global:\n  scrape_interval: 1s\n\
          scrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
     );
-    let config_path = dir.path().join("prometheus.yml");
-    std::fs::write(&config_path, config).expect("write config");
-    let data = dir.path().join("data");
-    let log_path = dir.path().join("prometheus.log");
-    let log = File::create(&log_path).expect("log file");
-    let child = Command::new(PROMETHEUS)
-        .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!("--storage.tsdb.path={}", data.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start prometheus");
-    let mut child = KillOnDrop(child);
+    let mut prometheus = Prometheus::start(dir.path(), port, &config);
 
     // Wait for a few scrapes, then remember what Prometheus itself says it holds.
     let deadline = Instant::now() + Duration::from_secs(40);
     let (series, up_samples) = loop {
-        if let Some(status) = child.0.try_wait().expect("poll child") {
-            panic!("prometheus exited with {status}:\n{}", log_tail(&log_path));
-        }
+        prometheus.assert_running();
         let ups = instant_query(port, "count_over_time(up[1h])").await;
         if let Some(ups) = ups.filter(|n| *n >= 4.0) {
             let series = instant_query(port, "count({__name__=~\".+\"})")
@@ -206,18 +139,21 @@ async fn replays_a_wal_written_by_prometheus() {
         assert!(
             Instant::now() < deadline,
             "prometheus scraped nothing after 40s:\n{}",
-            log_tail(&log_path)
+            prometheus.log_tail()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    // Kill -9 (Child::kill sends SIGKILL): no clean shutdown, no head compaction.
-    child.0.kill().expect("kill prometheus");
-    child.0.wait().expect("wait prometheus");
+    // Kill -9: no clean shutdown, no head compaction.
+    prometheus.kill();
 
     // Lay the WAL out as a tenant directory and open it like a receiver restart.
     let tsdb_dir = dir.path().join("receive");
     std::fs::create_dir_all(tsdb_dir.join("prom")).expect("tenant dir");
-    std::fs::rename(data.join("wal"), tsdb_dir.join("prom").join("wal")).expect("move wal");
+    std::fs::rename(
+        prometheus.data_dir().join("wal"),
+        tsdb_dir.join("prom").join("wal"),
+    )
+    .expect("move wal");
     let storage = thanos_receive::Storage {
         dir: tsdb_dir,
         wal: thanos_wal::wlog::WalOptions::default(),

@@ -255,7 +255,7 @@ async fn failure_stops_the_sync_unless_out_of_order_is_allowed() {
 
     // In order: stops at b, c is not attempted, a is recorded.
     let (bucket, store) = recording_bucket();
-    store.fail_block(b.ulid);
+    fail_block(&store, b.ulid);
     let metrics = ShipperMetrics::unregistered();
     let in_order = Shipper::new(
         tsdb.path().to_path_buf(),

@@ -1,5 +1,7 @@
 //! Test support for the Thanos workspace: an S3-compatible server that runs inside the test
-//! process.
+//! process, child processes for system tests ([`process`]), Debian's Prometheus server
+//! ([`prometheus`]), remote-write requests ([`remote_write`]) and an object store that fails on
+//! demand ([`store`]).
 //!
 //! It mirrors no upstream Thanos package; upstream Thanos tests use a MinIO container through
 //! `efficientgo/e2e`. Here the server is [`s3s`] with the [`s3s_fs`] file-system backend, bound to
@@ -18,6 +20,11 @@
 //! # drop(yaml);
 //! # }
 //! ```
+
+pub mod process;
+pub mod prometheus;
+pub mod remote_write;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -272,6 +279,17 @@ impl Drop for S3TestServer {
     }
 }
 
+/// Milliseconds since the Unix epoch, the unit of Prometheus timestamps.
+///
+/// # Panics
+/// Panics if the system clock is before 1970.
+pub fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_else(|err| panic!("system clock before the Unix epoch: {err}"));
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +332,15 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert!(refused, "server still accepting after drop");
+    }
+
+    #[test]
+    fn now_ms_is_the_wall_clock_in_milliseconds() {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let ms = now_ms();
+        assert!((ms / 1000 - secs).abs() <= 1, "{ms} vs {secs}s");
     }
 }

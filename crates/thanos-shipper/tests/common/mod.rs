@@ -1,25 +1,18 @@
-//! Shared helpers: real blocks written with `thanos_tsdb::BlockWriter`, buckets, and an
-//! object store wrapper that records (and can fail) writes.
+//! Shared helpers: real blocks written with `thanos_tsdb::BlockWriter`, buckets, and a bucket
+//! over the test-support object store that records (and can fail) writes.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use futures::stream::BoxStream;
-use object_store::memory::InMemory;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
 use prometheus::Registry;
 use thanos_model::{Labels, XorChunk};
 use thanos_objstore::{Bucket, BucketConfig, BucketMetrics, RetryPolicy, UploadOptions};
 use thanos_shipper::{Shipper, ShipperMetrics, ShipperOptions};
+use thanos_test_support::store::FaultyStore;
 use thanos_tsdb::meta::{BlockMeta, BlockMetaCompaction};
 use thanos_tsdb::{BlockWriterOptions, ChunkData, write_block};
 use ulid::Ulid;
@@ -123,119 +116,10 @@ pub fn shipper(dir: &Path, bucket: Bucket, options: ShipperOptions) -> Shipper {
     )
 }
 
-/// In-memory store recording every write in order; writes to paths starting with one of
-/// `fail_prefixes` fail with a (transient) generic error.
-#[derive(Debug, Default)]
-pub struct RecordingStore {
-    pub inner: InMemory,
-    pub puts: Mutex<Vec<String>>,
-    pub fail_prefixes: Mutex<Vec<String>>,
-}
-
-impl RecordingStore {
-    /// Recorded write paths.
-    pub fn puts(&self) -> Vec<String> {
-        self.puts.lock().unwrap().clone()
-    }
-
-    /// Makes writes under `<id>/` fail.
-    pub fn fail_block(&self, id: Ulid) {
-        self.fail_prefixes.lock().unwrap().push(format!("{id}/"));
-    }
-
-    /// Stops failing writes.
-    pub fn heal(&self) {
-        self.fail_prefixes.lock().unwrap().clear();
-    }
-
-    fn check(&self, location: &object_store::path::Path) -> object_store::Result<()> {
-        let loc = location.to_string();
-        if self
-            .fail_prefixes
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|p| loc.starts_with(p))
-        {
-            return Err(object_store::Error::Generic {
-                store: "RecordingStore",
-                source: format!("injected failure writing {loc}").into(),
-            });
-        }
-        self.puts.lock().unwrap().push(loc);
-        Ok(())
-    }
-}
-
-impl fmt::Display for RecordingStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RecordingStore")
-    }
-}
-
-#[async_trait]
-impl ObjectStore for RecordingStore {
-    async fn put_opts(
-        &self,
-        location: &object_store::path::Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.check(location)?;
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &object_store::path::Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.check(location)?;
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &object_store::path::Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<object_store::path::Path>>,
-    ) -> BoxStream<'static, object_store::Result<object_store::path::Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(
-        &self,
-        prefix: Option<&object_store::path::Path>,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(
-        &self,
-        prefix: Option<&object_store::path::Path>,
-    ) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &object_store::path::Path,
-        to: &object_store::path::Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
-
-/// A bucket over a fresh [`RecordingStore`] with one quick retry.
-pub fn recording_bucket() -> (Bucket, Arc<RecordingStore>) {
-    let store = Arc::new(RecordingStore::default());
+/// A bucket over a fresh [`FaultyStore`] (recording every write in order) with one quick
+/// retry.
+pub fn recording_bucket() -> (Bucket, Arc<FaultyStore>) {
+    let store = Arc::new(FaultyStore::new());
     let metrics = BucketMetrics::new(&Registry::new()).unwrap();
     let bucket = Bucket::new(
         "recording",
@@ -245,6 +129,11 @@ pub fn recording_bucket() -> (Bucket, Arc<RecordingStore>) {
         &metrics,
     );
     (bucket, store)
+}
+
+/// Makes writes of block `id` (paths under `<id>/`) fail.
+pub fn fail_block(store: &FaultyStore, id: Ulid) {
+    store.fail_writes_under(format!("{id}/"));
 }
 
 /// Path of a block directory.
