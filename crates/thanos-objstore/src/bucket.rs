@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -153,13 +154,14 @@ pub struct Bucket {
     inner: Arc<BucketInner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct BucketInner {
     name: String,
     store: Arc<dyn ObjectStore>,
     retry: RetryPolicy,
     upload: UploadOptions,
     series: BucketSeries,
+    local_dir: Option<PathBuf>,
 }
 
 impl Bucket {
@@ -184,8 +186,23 @@ impl Bucket {
                     ..upload
                 },
                 series,
+                local_dir: None,
             }),
         }
+    }
+
+    /// Records that the objects of this bucket are the files under `dir` on the local file
+    /// system (object `a/b` is `dir/a/b`), so readers may map them instead of issuing
+    /// range requests. Set by the FILESYSTEM provider.
+    pub fn with_local_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        Arc::make_mut(&mut self.inner).local_dir = Some(dir.into());
+        self
+    }
+
+    /// The local directory holding this bucket's objects (see [`Bucket::with_local_dir`]);
+    /// `None` for remote object storage.
+    pub fn local_dir(&self) -> Option<&std::path::Path> {
+        self.inner.local_dir.as_deref()
     }
 
     /// Bucket name (the `bucket` metrics label value).

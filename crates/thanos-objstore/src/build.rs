@@ -66,13 +66,15 @@ impl BucketConfig {
             component,
             "object storage bucket configured"
         );
-        Ok(Bucket::new(
-            name,
-            store,
-            self.retry.clone(),
-            upload,
-            metrics,
-        ))
+        let bucket = Bucket::new(name, store, self.retry.clone(), upload, metrics);
+        Ok(match &self.provider {
+            ProviderConfig::Filesystem(c) => {
+                let dir = c.directory();
+                let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+                bucket.with_local_dir(dir.join(&self.prefix))
+            }
+            _ => bucket,
+        })
     }
 }
 
@@ -542,5 +544,27 @@ mod tests {
         let metrics = BucketMetrics::new(&Registry::new()).unwrap();
         cfg.build_with_metrics("t", &metrics).unwrap();
         cfg.build_with_metrics("t", &metrics).unwrap();
+    }
+
+    #[test]
+    fn filesystem_buckets_know_their_local_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let yaml = format!(
+            "type: FILESYSTEM\nconfig:\n  directory: {}\nprefix: /tenant/a/\n",
+            dir.path().display()
+        );
+        let bucket = BucketConfig::parse(&yaml)
+            .unwrap()
+            .build("t", &Registry::new())
+            .unwrap();
+        assert_eq!(bucket.local_dir(), Some(root.join("tenant/a").as_path()));
+        let s3 = BucketConfig::parse(
+            "type: S3\nconfig:\n  bucket: b\n  endpoint: 127.0.0.1:9\n  insecure: true\n",
+        )
+        .unwrap()
+        .build("t", &Registry::new())
+        .unwrap();
+        assert_eq!(s3.local_dir(), None);
     }
 }

@@ -39,6 +39,31 @@ pub(crate) struct ReadConfig {
     pub(crate) max_gap: u64,
     /// Parallel range requests per file.
     pub(crate) fetch_concurrency: usize,
+    /// Memory-map block files of a FILESYSTEM bucket (see [`crate::local`]).
+    pub(crate) direct_filesystem_reads: bool,
+}
+
+/// What the ranges of a read hold.
+#[derive(Debug, Clone, Copy)]
+enum Content {
+    /// Exactly the bytes wanted.
+    Exact,
+    /// A record starting with its `uvarint` length, followed by `trailer` more bytes than
+    /// that length (CRC, encoding byte); the range is an upper-bound estimate.
+    Prefixed { trailer: u64 },
+}
+
+/// Series entry: `uvarint` length, body, CRC32.
+const SERIES_RECORD: Content = Content::Prefixed { trailer: 4 };
+/// Chunk record: `uvarint` length, encoding byte, data, CRC32.
+const CHUNK_RECORD: Content = Content::Prefixed { trailer: 5 };
+
+/// Which file of a block a read targets.
+#[derive(Debug, Clone, Copy)]
+enum BlockFile {
+    Index,
+    /// Chunk segment by 0-based index.
+    Segment(usize),
 }
 
 /// A contiguous byte range to fetch and the inputs it covers.
@@ -82,12 +107,39 @@ pub(crate) struct BucketBlock {
     index_size: u64,
     /// Chunk segment files by 0-based index, with their sizes.
     segments: Vec<(Path, u64)>,
+    /// The index and segments memory-mapped, when the bucket is a local directory.
+    local: Option<LocalFiles>,
     cfg: ReadConfig,
     fetched: IntCounterVec,
     /// Largest series entry / chunk record seen so far (0 = none yet): once known, reads
     /// are sized from it instead of the configured worst case.
     observed_series: AtomicU64,
     observed_chunk: AtomicU64,
+}
+
+/// A block's files mapped from a FILESYSTEM bucket (see [`crate::local`]).
+#[derive(Debug)]
+struct LocalFiles {
+    index: Bytes,
+    /// By 0-based segment index, like [`BucketBlock::segments`].
+    segments: Vec<Bytes>,
+}
+
+impl LocalFiles {
+    /// Maps the files of block `id` under the bucket directory `root`; `None` unless all
+    /// of them are there with the sizes the bucket listed.
+    fn map(root: &FsPath, id: Ulid, index_size: u64, segments: &[(Path, u64)]) -> Option<Self> {
+        let dir = root.join(id.to_string());
+        let index = crate::local::map_file(&dir.join("index"), index_size)?;
+        let segments = segments
+            .iter()
+            .map(|(p, size)| {
+                let name = p.filename()?;
+                crate::local::map_file(&dir.join("chunks").join(name), *size)
+            })
+            .collect::<Option<Vec<Bytes>>>()?;
+        Some(Self { index, segments })
+    }
 }
 
 /// Size estimate from the largest item seen: twice it plus slack, never above `max`.
@@ -108,7 +160,7 @@ fn corrupt(block: Ulid, file: &str, e: &DecodeError) -> Error {
     }
 }
 
-async fn spawn_blocking<T: Send + 'static>(
+pub(crate) async fn spawn_blocking<T: Send + 'static>(
     what: String,
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
@@ -230,6 +282,22 @@ impl BucketBlock {
                 open(header_path).await?
             }
         };
+        let segments: Vec<(Path, u64)> = segs.into_iter().map(|(_, p, s)| (p, s)).collect();
+        let root = cfg
+            .direct_filesystem_reads
+            .then(|| bucket.local_dir().map(std::path::Path::to_path_buf))
+            .flatten();
+        let local = match root {
+            Some(root) => {
+                let segs = segments.clone();
+                spawn_blocking(format!("map files of block {id}"), move || {
+                    Ok(LocalFiles::map(&root, id, index_size, &segs))
+                })
+                .await?
+            }
+            None => None,
+        };
+        tracing::debug!(block = %id, memory_mapped = local.is_some(), "block read path chosen");
         let stats = thanos.index_stats;
         let pick = |v: i64, d: u64| u64::try_from(v).ok().filter(|&v| v > 0).unwrap_or(d);
         let cfg = ReadConfig {
@@ -245,7 +313,8 @@ impl BucketBlock {
             bucket: bucket.clone(),
             index_path,
             index_size,
-            segments: segs.into_iter().map(|(_, p, s)| (p, s)).collect(),
+            segments,
+            local,
             cfg,
             fetched,
             observed_series: AtomicU64::new(0),
@@ -269,20 +338,66 @@ impl BucketBlock {
         )
     }
 
+    /// Whether every read of this block is served from local memory mappings.
+    pub(crate) fn is_local(&self) -> bool {
+        self.local.is_some()
+    }
+
     pub(crate) fn id(&self) -> Ulid {
         self.meta.ulid
     }
 
+    /// The local mapping of `file`, when the block is read from disk.
+    fn local_file(&self, file: BlockFile) -> Option<&Bytes> {
+        let local = self.local.as_ref()?;
+        match file {
+            BlockFile::Index => Some(&local.index),
+            BlockFile::Segment(i) => local.segments.get(i),
+        }
+    }
+
     /// Fetches `ranges` of `path`, merging neighbours, after reserving their bytes with
     /// the limiter. Returns the bytes of every input range, in input order (ranges must be
-    /// sorted by start).
+    /// sorted by start). Ranges are clipped to the object's end. A block read from disk
+    /// slices its mapping of `file` instead (no copy), charging only the bytes it returns.
     async fn fetch_ranges(
         &self,
+        file: BlockFile,
         path: &Path,
         ranges: &[Range<u64>],
+        content: Content,
         limiter: &QueryLimiter,
         data_type: &str,
     ) -> Result<Vec<Bytes>> {
+        if let Some(data) = self.local_file(file) {
+            let len = data.len() as u64;
+            // Clipped to the file, and for length-prefixed records to the record itself
+            // (ranges sized by estimate only), so that exactly the bytes used count.
+            let cut: Vec<Range<usize>> = ranges
+                .iter()
+                .map(|r| {
+                    let b = r.end.min(len);
+                    let a = r.start.min(b);
+                    // Bounded by `len`, which came from `data.len()`.
+                    let (a, b) = (a as usize, b as usize);
+                    let end = match content {
+                        Content::Exact => b,
+                        Content::Prefixed { trailer } => match uvarint(&data[a..b]) {
+                            Ok((n, k)) => usize::try_from(
+                                (k as u64).saturating_add(n).saturating_add(trailer),
+                            )
+                            .map_or(b, |need| b.min(a.saturating_add(need))),
+                            Err(_) => b,
+                        },
+                    };
+                    a..end
+                })
+                .collect();
+            let total: u64 = cut.iter().map(|r| (r.end - r.start) as u64).sum();
+            limiter.reserve_bytes(total)?;
+            self.fetched.with_label_values(&[data_type]).inc_by(total);
+            return Ok(cut.into_iter().map(|r| data.slice(r)).collect());
+        }
         let parts = partition(ranges, self.cfg.max_gap);
         let total: u64 = parts.iter().map(|p| p.end - p.start).sum();
         limiter.reserve_bytes(total)?;
@@ -343,7 +458,14 @@ impl BucketBlock {
         missing.sort_by_key(|m| m.0.start);
         let ranges: Vec<Range<u64>> = missing.iter().map(|m| m.0.clone()).collect();
         let bufs = self
-            .fetch_ranges(&self.index_path, &ranges, limiter, "postings")
+            .fetch_ranges(
+                BlockFile::Index,
+                &self.index_path,
+                &ranges,
+                Content::Exact,
+                limiter,
+                "postings",
+            )
             .await?;
         for ((range, key), buf) in missing.into_iter().zip(bufs) {
             let list =
@@ -364,13 +486,16 @@ impl BucketBlock {
         limiter: &QueryLimiter,
     ) -> Result<Vec<SeriesRef>> {
         let id = self.id();
-        let values = |name: &str| -> Result<Vec<String>> {
+        // Keys `name=v` for the values `v` of `name` that `keep` accepts; only those are
+        // copied out of the index-header.
+        let keys = |name: &str, keep: &dyn Fn(&str) -> bool| -> Result<Vec<(String, String)>> {
             Ok(self
                 .header
                 .label_values(name)
                 .map_err(|source| Error::Block { block: id, source })?
                 .into_iter()
-                .map(str::to_owned)
+                .filter(|v| keep(v))
+                .map(|v| (name.to_owned(), v.to_owned()))
                 .collect())
         };
         // (keys, is_removal)
@@ -381,21 +506,11 @@ impl BucketBlock {
                 if m.match_type() == MatchType::RegexMatch && m.value() == ".*" {
                     continue;
                 }
-                let keys = values(&name)?
-                    .into_iter()
-                    .filter(|v| !m.matches(v))
-                    .map(|v| (name.clone(), v))
-                    .collect();
-                groups.push((keys, true));
+                groups.push((keys(&name, &|v| !m.matches(v))?, true));
             } else if m.match_type() == MatchType::Equal {
                 groups.push((vec![(name, m.value().to_owned())], false));
             } else {
-                let keys = values(&name)?
-                    .into_iter()
-                    .filter(|v| m.matches(v))
-                    .map(|v| (name.clone(), v))
-                    .collect();
-                groups.push((keys, false));
+                groups.push((keys(&name, &|v| m.matches(v))?, false));
             }
         }
         if !groups.iter().any(|g| !g.1) {
@@ -432,8 +547,9 @@ impl BucketBlock {
         Ok(out)
     }
 
-    /// Fetches (or takes from the index cache) and decodes the series entries of `refs`
-    /// (sorted ascending), with labels resolved through the index-header.
+    /// Fetches (or, for a block not read from disk, takes from the index cache) and
+    /// decodes the series entries of `refs` (sorted ascending), with labels resolved
+    /// through the index-header.
     pub(crate) async fn load_series(
         &self,
         refs: &[SeriesRef],
@@ -441,12 +557,20 @@ impl BucketBlock {
         limiter: &QueryLimiter,
     ) -> Result<Vec<(Labels, SeriesEntry)>> {
         let id = self.id();
-        let mut raw: Vec<Option<Bytes>> = cache.get_series_many(id, refs);
+        // Entries of a memory-mapped block are read straight from the mapping: caching
+        // them would only duplicate the page cache and cost a lookup per series.
+        let mut raw: Vec<Option<Bytes>> = if self.is_local() {
+            vec![None; refs.len()]
+        } else {
+            cache.get_series_many(id, refs)
+        };
         let missing: Vec<usize> = (0..refs.len()).filter(|&i| raw[i].is_none()).collect();
         if !missing.is_empty() {
             let wanted: Vec<SeriesRef> = missing.iter().map(|&i| refs[i]).collect();
             let fetched = self.fetch_series(&wanted, limiter).await?;
-            cache.put_series_many(id, wanted.iter().copied().zip(fetched.iter().cloned()));
+            if !self.is_local() {
+                cache.put_series_many(id, wanted.iter().copied().zip(fetched.iter().cloned()));
+            }
             for (&i, entry) in missing.iter().zip(fetched) {
                 raw[i] = Some(entry);
             }
@@ -484,7 +608,14 @@ impl BucketBlock {
             })
             .collect();
         let mut bufs = self
-            .fetch_ranges(&self.index_path, &ranges, limiter, "series")
+            .fetch_ranges(
+                BlockFile::Index,
+                &self.index_path,
+                &ranges,
+                SERIES_RECORD,
+                limiter,
+                "series",
+            )
             .await?;
         // Entries longer than estimated are refetched, all in one more round.
         let mut needs = Vec::with_capacity(bufs.len());
@@ -517,21 +648,34 @@ impl BucketBlock {
                 })
                 .collect();
             let fetched = self
-                .fetch_ranges(&self.index_path, &again, limiter, "series")
+                .fetch_ranges(
+                    BlockFile::Index,
+                    &self.index_path,
+                    &again,
+                    SERIES_RECORD,
+                    limiter,
+                    "series",
+                )
                 .await?;
             for (&i, b) in short.iter().zip(fetched) {
                 bufs[i] = b;
             }
         }
+        let local = self.local.is_some();
         Ok(bufs
             .into_iter()
             .zip(needs)
             .map(|(buf, need)| {
                 let n = buf.len().min(usize::try_from(need).unwrap_or(usize::MAX));
                 self.observed_series.fetch_max(need, Ordering::Relaxed);
-                // A copy, so that a cached entry does not keep its whole read buffer
-                // alive (the cache accounts for the entry's own size only).
-                Bytes::copy_from_slice(&buf[..n])
+                if local {
+                    // A view of the mapping: it holds no heap memory.
+                    buf.slice(..n)
+                } else {
+                    // A copy, so that a cached entry does not keep its whole read buffer
+                    // alive (the cache accounts for the entry's own size only).
+                    Bytes::copy_from_slice(&buf[..n])
+                }
             })
             .collect())
     }
@@ -569,7 +713,10 @@ impl BucketBlock {
                     o..o.saturating_add(chunk_est).min(*size).max(o)
                 })
                 .collect();
-            let mut bufs = self.fetch_ranges(path, &ranges, limiter, "chunks").await?;
+            let file_id = BlockFile::Segment(seg as usize);
+            let mut bufs = self
+                .fetch_ranges(file_id, path, &ranges, CHUNK_RECORD, limiter, "chunks")
+                .await?;
             let mut needs = Vec::with_capacity(bufs.len());
             let mut short: Vec<usize> = Vec::new();
             for (i, buf) in bufs.iter().enumerate() {
@@ -590,7 +737,9 @@ impl BucketBlock {
                         a..a.saturating_add(needs[i]).min(*size)
                     })
                     .collect();
-                let fetched = self.fetch_ranges(path, &again, limiter, "chunks").await?;
+                let fetched = self
+                    .fetch_ranges(file_id, path, &again, CHUNK_RECORD, limiter, "chunks")
+                    .await?;
                 for (&i, b) in short.iter().zip(fetched) {
                     bufs[i] = b;
                 }
@@ -601,7 +750,13 @@ impl BucketBlock {
                 self.observed_chunk.fetch_max(need, Ordering::Relaxed);
                 let raw = thanos_tsdb::chunks::decode_chunk(buf, range.start)
                     .map_err(|e| corrupt(id, &format!("chunks/{file}"), &e))?;
-                let data = Bytes::copy_from_slice(raw.data);
+                // From a mapping, a view (no copy); otherwise a copy, so that the chunk
+                // does not keep its whole merged read buffer alive.
+                let data = if self.local.is_some() {
+                    buf.slice_ref(raw.data)
+                } else {
+                    Bytes::copy_from_slice(raw.data)
+                };
                 out.insert(
                     thanos_tsdb::chunks::chunk_ref(seg, off),
                     (raw.encoding, data),

@@ -16,9 +16,20 @@
 //! the k-way merge across blocks consumes them (one batch buffered per block), so chunk
 //! data is streamed rather than accumulated. The touched-series, sample (chunk) and
 //! downloaded-bytes limits are checked *before* the corresponding data is fetched,
-//! failing the call with gRPC `ResourceExhausted`. Only the index-header's symbol table
-//! and a sample of its postings offset table stay resident per block (the file itself is
-//! memory-mapped). Postings lists and series entries are cached in a size-bounded LRU,
+//! failing the call with gRPC `ResourceExhausted`. Only the offsets of the index-header's
+//! symbols (4 bytes each, so a lookup by reference is one varint read) and a sample of its
+//! postings offset table stay resident per block (the file itself is memory-mapped).
+//!
+//! When the bucket is a FILESYSTEM directory ([`BucketStoreOptions::direct_filesystem_reads`],
+//! on by default), each block's index and chunk segments are memory-mapped at load and
+//! every read is a zero-copy slice of a mapping instead of a range request; a Series call
+//! then does each block's work in one blocking task (or inline when at most a few hundred
+//! series match) and streams the merged answer without per-series channel hand-offs. The
+//! answer is materialised, but its chunk data are views of the mappings (page cache), not
+//! heap copies. Object storage (S3, GCS, Azure…) keeps the ranged-read pipeline above.
+//!
+//! Postings lists and series entries (the latter only for blocks not memory-mapped: a
+//! mapping is as fast as the cache) are cached in a size-bounded LRU,
 //! the IN-MEMORY index cache configured like Thanos's `--index-cache.config`
 //! ([`IndexCacheConfig`]; `MEMCACHED` and `REDIS` are refused, not emulated).
 //!
@@ -32,6 +43,7 @@ mod error;
 mod fetcher;
 mod grpc;
 mod limits;
+mod local;
 mod metrics;
 mod store;
 

@@ -23,7 +23,7 @@ use thanos_tsdb::index::{ChunkMeta, SeriesRef};
 use tokio::sync::{Mutex as AsyncMutex, Semaphore, mpsc};
 use ulid::Ulid;
 
-use crate::block::{BucketBlock, RESOLUTIONS, ReadConfig};
+use crate::block::{BucketBlock, RESOLUTIONS, ReadConfig, spawn_blocking};
 use crate::cache::{IndexCache, IndexCacheConfig};
 use crate::error::{Error, Result};
 use crate::fetcher::{FilterOptions, fetch_metas};
@@ -60,6 +60,11 @@ pub struct BucketStoreOptions {
     /// Blocks expanding postings and loading series entries in parallel per call (chunk
     /// fetching then proceeds as the merged stream is consumed).
     pub block_query_concurrency: usize,
+    /// When the bucket is a FILESYSTEM directory, memory-map each block's index and chunk
+    /// segments at load and serve reads from the mappings instead of range requests
+    /// through the bucket (default on; off makes a local bucket behave like object
+    /// storage, e.g. to measure range-request planning).
+    pub direct_filesystem_reads: bool,
 }
 
 impl Default for BucketStoreOptions {
@@ -77,6 +82,7 @@ impl Default for BucketStoreOptions {
             max_range_gap: 512 * 1024,
             series_batch_size: 10_000,
             block_query_concurrency: 8,
+            direct_filesystem_reads: true,
         }
     }
 }
@@ -281,6 +287,11 @@ fn to_aggr_chunk(
     Ok(out)
 }
 
+/// Up to this many matching series (over all blocks), a Series call over memory-mapped
+/// blocks runs on the calling task: reading them takes a few hundred microseconds, and a
+/// hand-off to a blocking thread and back costs about as much on a busy machine.
+const INLINE_SERIES: usize = 500;
+
 /// Parameters of one Series call, shared by the per-block tasks.
 struct SeriesCtx {
     mint: i64,
@@ -334,6 +345,7 @@ impl BucketStore {
             est_chunk_size: options.estimated_max_chunk_size.max(16),
             max_gap: options.max_range_gap,
             fetch_concurrency: 4,
+            direct_filesystem_reads: options.direct_filesystem_reads,
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -557,15 +569,52 @@ impl BucketStore {
         ctx: &SeriesCtx,
         tx: &BatchTx,
     ) -> Result<()> {
-        let limiter = &*ctx.limiter;
         let prepare = Arc::clone(&ctx.prepare_gate)
             .acquire_owned()
             .await
             .map_err(|_| Error::NotReady)?;
+        let refs = self.block_postings(block, matchers, ctx).await?;
+        let kept = self.block_entries(block, &refs, ctx).await?;
+        drop(prepare);
+        let batch_size = self.inner.opts.series_batch_size.max(1);
+        let mut kept = kept.into_iter();
+        loop {
+            let batch: Vec<_> = kept.by_ref().take(batch_size).collect();
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let out = self.block_chunks(block, batch, ctx).await?;
+            if tx.send(Ok(out)).await.is_err() {
+                // The merger stopped (limit reached, error elsewhere, client gone).
+                return Ok(());
+            }
+        }
+    }
+
+    /// The series refs of one block matching `matchers`, counted against the series limit.
+    async fn block_postings(
+        &self,
+        block: &BucketBlock,
+        matchers: &[Matcher],
+        ctx: &SeriesCtx,
+    ) -> Result<Vec<SeriesRef>> {
         let refs = block
-            .expand_postings(matchers, &self.inner.cache, limiter)
+            .expand_postings(matchers, &self.inner.cache, &ctx.limiter)
             .await?;
-        limiter.reserve_series(refs.len() as u64)?;
+        ctx.limiter.reserve_series(refs.len() as u64)?;
+        Ok(refs)
+    }
+
+    /// The series `refs` of one block with chunks in the call's time range: final labels
+    /// (external labels attached, replica labels stripped) and chunk metas, sorted by
+    /// labels, identical label sets joined. No chunk data is read yet.
+    async fn block_entries(
+        &self,
+        block: &BucketBlock,
+        refs: &[SeriesRef],
+        ctx: &SeriesCtx,
+    ) -> Result<Vec<(Labels, Vec<ChunkMeta>)>> {
+        let limiter = &*ctx.limiter;
         let batch_size = self.inner.opts.series_batch_size.max(1);
         let mut kept: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
         for batch in refs.chunks(batch_size) {
@@ -578,7 +627,11 @@ impl BucketStore {
                 if chunks.is_empty() {
                     continue;
                 }
-                let labels = finalize_labels(&labels, &block.ext_labels, &ctx.without);
+                let labels = if block.ext_labels.is_empty() && ctx.without.is_empty() {
+                    labels
+                } else {
+                    finalize_labels(&labels, &block.ext_labels, &ctx.without)
+                };
                 if in_shard(&labels, ctx.shard.as_ref()) {
                     kept.push((labels, chunks));
                 }
@@ -586,51 +639,56 @@ impl BucketStore {
         }
         // Index order is stored-label order; external labels and replica stripping can
         // change it, and stripping can make label sets equal.
-        kept.sort_by(|a, b| a.0.cmp(&b.0));
-        kept.dedup_by(|later, earlier| {
-            if later.0 == earlier.0 {
-                earlier.1.append(&mut later.1);
-                true
-            } else {
-                false
-            }
-        });
-        drop(prepare);
-        for batch in kept.chunks(batch_size) {
-            let out: Vec<(Labels, Vec<AggrChunk>)> = if ctx.skip_chunks {
-                batch.iter().map(|(l, _)| (l.clone(), Vec::new())).collect()
-            } else {
-                let n: usize = batch.iter().map(|k| k.1.len()).sum();
-                limiter.reserve_chunks(n as u64)?;
-                let refs: Vec<u64> = batch
-                    .iter()
-                    .flat_map(|k| k.1.iter().map(|c| c.chunk_ref))
-                    .collect();
-                let data = block.load_chunks(&refs, limiter).await?;
-                let mut out = Vec::with_capacity(batch.len());
-                for (labels, metas) in batch {
-                    let mut chunks = Vec::with_capacity(metas.len());
-                    for m in metas {
-                        let Some((enc, bytes)) = data.get(&m.chunk_ref).cloned() else {
-                            return Err(Error::Corrupt {
-                                block: block.id(),
-                                file: "chunks".into(),
-                                offset: m.chunk_ref,
-                                reason: "chunk was not fetched".into(),
-                            });
-                        };
-                        chunks.push(to_aggr_chunk(block.id(), m, enc, bytes, &ctx.aggregates)?);
-                    }
-                    out.push((labels.clone(), chunks));
+        if !kept.is_sorted_by(|a, b| a.0 < b.0) {
+            kept.sort_by(|a, b| a.0.cmp(&b.0));
+            kept.dedup_by(|later, earlier| {
+                if later.0 == earlier.0 {
+                    earlier.1.append(&mut later.1);
+                    true
+                } else {
+                    false
                 }
-                out
-            };
-            if tx.send(Ok(out)).await.is_err() {
-                // The merger stopped (limit reached, error elsewhere, client gone).
-                return Ok(());
-            }
+            });
         }
-        Ok(())
+        Ok(kept)
+    }
+
+    /// Reads the chunks of `entries` (series of `block`) after checking the chunk limit;
+    /// with `skip_chunks`, only the labels.
+    async fn block_chunks(
+        &self,
+        block: &BucketBlock,
+        entries: Vec<(Labels, Vec<ChunkMeta>)>,
+        ctx: &SeriesCtx,
+    ) -> Result<Batch> {
+        if ctx.skip_chunks {
+            return Ok(entries.into_iter().map(|(l, _)| (l, Vec::new())).collect());
+        }
+        let limiter = &*ctx.limiter;
+        let n: usize = entries.iter().map(|k| k.1.len()).sum();
+        limiter.reserve_chunks(n as u64)?;
+        let refs: Vec<u64> = entries
+            .iter()
+            .flat_map(|k| k.1.iter().map(|c| c.chunk_ref))
+            .collect();
+        let data = block.load_chunks(&refs, limiter).await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (labels, metas) in entries {
+            let mut chunks = Vec::with_capacity(metas.len());
+            for m in &metas {
+                let Some((enc, bytes)) = data.get(&m.chunk_ref).cloned() else {
+                    return Err(Error::Corrupt {
+                        block: block.id(),
+                        file: "chunks".into(),
+                        offset: m.chunk_ref,
+                        reason: "chunk was not fetched".into(),
+                    });
+                };
+                chunks.push(to_aggr_chunk(block.id(), m, enc, bytes, &ctx.aggregates)?);
+            }
+            out.push((labels, chunks));
+        }
+        Ok(out)
     }
 
     /// Answers a Series request as a stream: every matching series, sorted by label set,
@@ -687,6 +745,25 @@ impl BucketStore {
                 self.inner.opts.block_query_concurrency.max(1),
             )),
         });
+        let limit = usize::try_from(req.limit).ok().filter(|&l| l > 0);
+        if work.iter().all(|(b, _)| b.is_local()) {
+            let timer = CallTimer {
+                store: self.clone(),
+                start,
+                limiter: Arc::clone(&ctx.limiter),
+                _permit: permit,
+            };
+            let items: Vec<Result<Series>> = match self.series_local(work, ctx, limit).await {
+                Ok(series) => series.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            };
+            // The timer (and the concurrency permit) lives as long as the stream.
+            let stream = futures::stream::iter(items).map(move |s| {
+                let _ = &timer;
+                s
+            });
+            return Ok(stream.left_stream());
+        }
         let mut cursors = Vec::with_capacity(work.len());
         let mut tasks = tokio::task::JoinSet::new();
         for (block, ms) in work {
@@ -697,7 +774,6 @@ impl BucketStore {
                 batch: Vec::new().into_iter(),
             });
         }
-        let limit = usize::try_from(req.limit).ok().filter(|&l| l > 0);
         let (out_tx, out_rx) = mpsc::channel::<Result<Series>>(16);
         let store = self.clone();
         tokio::spawn(async move {
@@ -719,7 +795,73 @@ impl BucketStore {
                 let _ = out_tx.send(Err(e)).await;
             }
         });
-        Ok(tokio_stream::wrappers::ReceiverStream::new(out_rx))
+        Ok(tokio_stream::wrappers::ReceiverStream::new(out_rx).right_stream())
+    }
+
+    /// A Series call over blocks read from local disk: every read is a slice of a memory
+    /// mapping, so each block's work (postings, series entries, chunks) runs start to end
+    /// in one blocking task, without channel hand-offs per batch or per series; the
+    /// sorted per-block results are then merged. Chunk data stays views of the mappings,
+    /// so materialising the whole answer costs labels and chunk metadata only.
+    async fn series_local(
+        &self,
+        work: Vec<(Arc<BucketBlock>, Vec<Matcher>)>,
+        ctx: Arc<SeriesCtx>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Series>> {
+        let single = work.len() == 1;
+        // Postings first, here: they come from the cache or a mapping, and their sizes say
+        // whether the rest is small enough to run without a hand-off to a blocking thread.
+        let mut expanded = Vec::with_capacity(work.len());
+        for (block, matchers) in work {
+            let refs = self.block_postings(&block, &matchers, &ctx).await?;
+            expanded.push((block, refs));
+        }
+        let total: usize = expanded.iter().map(|(_, refs)| refs.len()).sum();
+        let per_block: Vec<Batch> = if total <= INLINE_SERIES {
+            let mut out = Vec::with_capacity(expanded.len());
+            for (block, refs) in &expanded {
+                let entries = self.block_entries(block, refs, &ctx).await?;
+                out.push(self.block_chunks(block, entries, &ctx).await?);
+            }
+            out
+        } else {
+            futures::stream::iter(expanded)
+                .map(|(block, refs)| {
+                    let store = self.clone();
+                    let ctx = Arc::clone(&ctx);
+                    let what = format!("series of block {}", block.id());
+                    async move {
+                        spawn_blocking(what, move || {
+                            // Local reads never suspend, so this completes without waiting.
+                            futures::executor::block_on(async {
+                                let entries = store.block_entries(&block, &refs, &ctx).await?;
+                                store.block_chunks(&block, entries, &ctx).await
+                            })
+                        })
+                        .await
+                    }
+                })
+                .buffered(self.inner.opts.block_query_concurrency.max(1))
+                .try_collect()
+                .await?
+        };
+        if single {
+            let take = limit.unwrap_or(usize::MAX);
+            return Ok(per_block
+                .into_iter()
+                .flatten()
+                .take(take)
+                .map(|(labels, chunks)| finish_series(&labels, chunks))
+                .collect());
+        }
+        if total <= INLINE_SERIES {
+            return Ok(merge_sorted(per_block, limit));
+        }
+        spawn_blocking("merge series of blocks".into(), move || {
+            Ok(merge_sorted(per_block, limit))
+        })
+        .await
     }
 
     /// [`BucketStore::series_stream`] collected into a vector.
@@ -973,16 +1115,7 @@ async fn merge_streams(
                 heap.push(Reverse((l, k)));
             }
         }
-        chunks.sort_by(|a, b| {
-            (a.min_time, a.max_time)
-                .cmp(&(b.min_time, b.max_time))
-                .then_with(|| chunk_hash(a).cmp(&chunk_hash(b)))
-        });
-        chunks.dedup();
-        let series = Series {
-            labels: labels_to_proto(&labels),
-            chunks,
-        };
+        let series = finish_series(&labels, chunks);
         if out.send(Ok(series)).await.is_err() {
             return Ok(());
         }
@@ -992,6 +1125,86 @@ async fn merge_streams(
         }
     }
     Ok(())
+}
+
+/// k-way merges sorted per-block series, merging identical label sets; at most `limit`.
+fn merge_sorted(blocks: Vec<Batch>, limit: Option<usize>) -> Vec<Series> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut iters: Vec<std::vec::IntoIter<(Labels, Vec<AggrChunk>)>> =
+        blocks.into_iter().map(Vec::into_iter).collect();
+    let mut heads: Vec<Vec<AggrChunk>> = vec![Vec::new(); iters.len()];
+    let mut heap: BinaryHeap<Reverse<(Labels, usize)>> = BinaryHeap::new();
+    let mut advance = |i: usize, heads: &mut Vec<Vec<AggrChunk>>, heap: &mut BinaryHeap<_>| {
+        if let Some((l, c)) = iters[i].next() {
+            heads[i] = c;
+            heap.push(Reverse((l, i)));
+        }
+    };
+    for i in 0..heads.len() {
+        advance(i, &mut heads, &mut heap);
+    }
+    let mut out = Vec::new();
+    while let Some(Reverse((labels, i))) = heap.pop() {
+        if limit.is_some_and(|l| out.len() >= l) {
+            break;
+        }
+        let mut chunks = std::mem::take(&mut heads[i]);
+        advance(i, &mut heads, &mut heap);
+        while let Some(Reverse((l, j))) = heap.peek() {
+            if *l != labels {
+                break;
+            }
+            let j = *j;
+            heap.pop();
+            chunks.append(&mut heads[j]);
+            advance(j, &mut heads, &mut heap);
+        }
+        out.push(finish_series(&labels, chunks));
+    }
+    out
+}
+
+/// The wire series of one merged label set: chunks sorted by time (then hash), exact
+/// duplicates (the same chunk from overlapping blocks) dropped.
+fn finish_series(labels: &Labels, mut chunks: Vec<AggrChunk>) -> Series {
+    if chunks.len() > 1 {
+        chunks.sort_by(|a, b| {
+            (a.min_time, a.max_time)
+                .cmp(&(b.min_time, b.max_time))
+                .then_with(|| chunk_hash(a).cmp(&chunk_hash(b)))
+        });
+        chunks.dedup();
+    }
+    Series {
+        labels: labels_to_proto(labels),
+        chunks,
+    }
+}
+
+/// Observes a Series call's duration (and releases its concurrency permit) when
+/// dropped, i.e. once its response stream is consumed or abandoned.
+struct CallTimer {
+    store: BucketStore,
+    start: Instant,
+    limiter: Arc<QueryLimiter>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for CallTimer {
+    fn drop(&mut self) {
+        let elapsed = self.start.elapsed();
+        self.store
+            .inner
+            .metrics
+            .series_get_all_duration
+            .observe(elapsed.as_secs_f64());
+        tracing::debug!(
+            fetched_bytes = self.limiter.bytes(),
+            elapsed_ms = elapsed.as_millis() as u64,
+            "series call done"
+        );
+    }
 }
 
 fn chunk_hash(c: &AggrChunk) -> u64 {
@@ -1043,6 +1256,37 @@ mod tests {
             vec!["raw1"]
         );
         assert!(select_by_resolution(&items, 400, 500, 0).is_empty());
+    }
+
+    #[test]
+    fn merge_joins_equal_label_sets_and_drops_duplicate_chunks() {
+        let chunk = |t: i64, data: &'static [u8]| AggrChunk {
+            min_time: t,
+            max_time: t + 9,
+            raw: Some(Chunk {
+                r#type: 0,
+                hash: xxhash_rust::xxh64::xxh64(data, 0),
+                data: bytes::Bytes::from_static(data),
+            }),
+            ..AggrChunk::default()
+        };
+        let l = |v: &str| Labels::from_pairs([("a", v)]);
+        let b1: Batch = vec![
+            (l("1"), vec![chunk(10, b"x")]),
+            (l("3"), vec![chunk(0, b"y")]),
+        ];
+        let b2: Batch = vec![
+            (l("2"), vec![chunk(0, b"z")]),
+            (l("3"), vec![chunk(20, b"w"), chunk(0, b"y")]),
+        ];
+        let out = merge_sorted(vec![b1.clone(), b2.clone()], None);
+        let values: Vec<&str> = out.iter().map(|s| s.labels[0].value.as_str()).collect();
+        assert_eq!(values, ["1", "2", "3"]);
+        // The shared chunk appears once; chunks sorted by time.
+        let times: Vec<i64> = out[2].chunks.iter().map(|c| c.min_time).collect();
+        assert_eq!(times, [0, 20]);
+        let limited = merge_sorted(vec![b1, b2], Some(2));
+        assert_eq!(limited, out[..2]);
     }
 
     #[test]

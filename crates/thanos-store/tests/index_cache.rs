@@ -36,6 +36,9 @@ async fn store_with(
         BucketStoreOptions {
             data_dir: root.join("data"),
             index_cache: cache,
+            // The cache serves blocks read through the bucket (object storage); blocks
+            // memory-mapped from a local bucket bypass it for series entries.
+            direct_filesystem_reads: false,
             ..BucketStoreOptions::default()
         },
         &registry,

@@ -40,6 +40,8 @@ async fn bytes_fetched_per_series_call() {
         bucket,
         BucketStoreOptions {
             data_dir: data_dir.clone(),
+            // Measures the range requests object storage would see.
+            direct_filesystem_reads: false,
             ..BucketStoreOptions::default()
         },
         &registry,

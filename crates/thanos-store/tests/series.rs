@@ -315,10 +315,20 @@ async fn new_store(
     data_dir: &std::path::Path,
     registry: &Registry,
 ) -> BucketStore {
+    new_store_with(bucket, data_dir, registry, true).await
+}
+
+async fn new_store_with(
+    bucket: thanos_objstore::Bucket,
+    data_dir: &std::path::Path,
+    registry: &Registry,
+    direct_filesystem_reads: bool,
+) -> BucketStore {
     let store = BucketStore::new(
         bucket,
         BucketStoreOptions {
             data_dir: data_dir.to_path_buf(),
+            direct_filesystem_reads,
             ..BucketStoreOptions::default()
         },
         registry,
@@ -329,18 +339,36 @@ async fn new_store(
     store
 }
 
+fn range_requests(registry: &Registry) -> f64 {
+    counter_sum(
+        registry,
+        "thanos_objstore_bucket_operations_total",
+        &[("operation", "get_range")],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filesystem_bucket_matches_promtool_dump() {
     let ds = dataset(3, 6);
-    let root = tempfile::tempdir().unwrap();
-    let registry = Registry::new();
-    let bucket = fs_bucket(&root.path().join("bucket"), &registry);
-    for b in &ds.blocks {
-        upload_block(&bucket, b, &ext_labels(), None).await;
+    for direct in [true, false] {
+        let root = tempfile::tempdir().unwrap();
+        let registry = Registry::new();
+        let bucket = fs_bucket(&root.path().join("bucket"), &registry);
+        for b in &ds.blocks {
+            upload_block(&bucket, b, &ext_labels(), None).await;
+        }
+        let store = new_store_with(bucket, &root.path().join("data"), &registry, direct).await;
+        assert_eq!(store.blocks().len(), ds.blocks.len());
+        let synced = range_requests(&registry);
+        check_against_promtool(&ds, store, &registry).await;
+        let queried = range_requests(&registry) - synced;
+        // Direct reads slice the memory-mapped block files: no range request after sync.
+        assert_eq!(
+            queried == 0.0,
+            direct,
+            "range requests after sync: {queried}"
+        );
     }
-    let store = new_store(bucket, &root.path().join("data"), &registry).await;
-    assert_eq!(store.blocks().len(), ds.blocks.len());
-    check_against_promtool(&ds, store, &registry).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,4 +488,38 @@ async fn replicas_merge_without_replica_labels_across_batches() {
     );
     req.limit = 7;
     assert_eq!(call_series(&mut c, req).await.unwrap().len(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_reads_answer_like_ranged_reads_for_large_selections() {
+    // 600 series over 3 blocks: more than a Series call handles inline, so each block runs
+    // in its own blocking task and the results go through the k-way merge.
+    let ds = dataset(2, 300);
+    let root = tempfile::tempdir().unwrap();
+    let registry = Registry::new();
+    let bucket = fs_bucket(&root.path().join("bucket"), &registry);
+    for b in &ds.blocks {
+        upload_block(&bucket, b, &ext_labels(), None).await;
+    }
+    let direct = new_store_with(bucket.clone(), &root.path().join("d1"), &registry, true).await;
+    let ranged = new_store_with(bucket, &root.path().join("d2"), &Registry::new(), false).await;
+    let selector = r#"{__name__=~"metric_.*"}"#;
+    for (mint, maxt) in ranges() {
+        let req = series_request(vec![m(Type::Re, "__name__", "metric_.*")], mint, maxt);
+        let got = direct.series(&req).await.unwrap();
+        assert_eq!(got, ranged.series(&req).await.unwrap(), "[{mint}, {maxt}]");
+        let expected = promtool_dump(&ds.blocks, selector, mint, maxt);
+        assert!(
+            series_lines(&got, mint, maxt, &["region", "replica"]) == expected,
+            "[{mint}, {maxt}]: samples differ from promtool"
+        );
+        if mint == i64::MIN {
+            assert_eq!(got.len(), 600);
+            let limited = direct
+                .series(&SeriesRequest { limit: 7, ..req })
+                .await
+                .unwrap();
+            assert_eq!(limited, got[..7]);
+        }
+    }
 }

@@ -4,16 +4,16 @@
 use crate::encoding::{Decbuf, DecodeError, DecodeResult, framed_section};
 use crate::fsutil::FileBytes;
 
-/// Every how many symbols an offset is kept in memory.
-pub(crate) const SYMBOL_SAMPLE_EVERY: usize = 32;
-
-/// Sampled symbol table over the bytes of a file holding it.
+/// Symbol table over the bytes of a file holding it. The position of every symbol is
+/// decoded once at load, so a lookup by ordinal is one varint read and allocates nothing.
 #[derive(Debug, Clone)]
 pub(crate) struct SymbolTable {
     data: FileBytes,
-    count: u32,
-    /// Absolute offsets of every 32nd symbol.
-    sampled: Vec<u64>,
+    /// Absolute offset of the section's first symbol entry.
+    base: u64,
+    /// Offset of every symbol entry (its `uvarint` length) relative to `base`. The
+    /// section length is a 32-bit field, so relative offsets fit in 32 bits.
+    entries: Vec<u32>,
     end: u64,
 }
 
@@ -22,81 +22,62 @@ impl SymbolTable {
     pub(crate) fn load(data: FileBytes, off: u64) -> DecodeResult<Self> {
         let mut d = framed_section(&data, off)?;
         let count = d.be_u32()?;
-        let mut sampled = Vec::with_capacity(count as usize / SYMBOL_SAMPLE_EVERY + 1);
-        for i in 0..count as usize {
-            if i % SYMBOL_SAMPLE_EVERY == 0 {
-                sampled.push(d.offset());
-            }
-            d.uvarint_bytes()?;
+        let base = d.offset();
+        let mut entries = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let rel = u32::try_from(d.offset() - base)
+                .map_err(|_| DecodeError::invalid(d.offset(), "symbol table larger than 4 GiB"))?;
+            entries.push(rel);
+            d.uvarint_str()?;
         }
         let end = d.offset();
         Ok(Self {
             data,
-            count,
-            sampled,
+            base,
+            entries,
             end,
         })
     }
 
     pub(crate) fn count(&self) -> u32 {
-        self.count
+        // At most `u32::MAX` entries: the count is a 32-bit field.
+        self.entries.len() as u32
     }
 
-    fn cursor(&self, start: u64) -> Decbuf<'_> {
-        Decbuf::with_base(&self.data[start as usize..self.end as usize], start)
+    fn entry(&self, i: usize) -> DecodeResult<&str> {
+        let start = self.base + u64::from(self.entries[i]);
+        Decbuf::with_base(&self.data[start as usize..self.end as usize], start).uvarint_str()
     }
 
     /// The symbol with ordinal `r`.
     pub(crate) fn lookup(&self, r: u32) -> DecodeResult<&str> {
-        if r >= self.count {
+        if r as usize >= self.entries.len() {
             return Err(DecodeError::invalid(
-                self.sampled.first().copied().unwrap_or(0),
-                format!("symbol reference {r} out of range ({} symbols)", self.count),
+                self.base,
+                format!(
+                    "symbol reference {r} out of range ({} symbols)",
+                    self.entries.len()
+                ),
             ));
         }
-        let mut d = self.cursor(self.sampled[r as usize / SYMBOL_SAMPLE_EVERY]);
-        for _ in 0..r as usize % SYMBOL_SAMPLE_EVERY {
-            d.uvarint_bytes()?;
-        }
-        d.uvarint_str()
+        self.entry(r as usize)
     }
 
     /// All symbols in order.
     pub(crate) fn all(&self) -> DecodeResult<Vec<&str>> {
-        let mut out = Vec::with_capacity(self.count as usize);
-        if let Some(&start) = self.sampled.first() {
-            let mut d = self.cursor(start);
-            for _ in 0..self.count {
-                out.push(d.uvarint_str()?);
-            }
-        }
-        Ok(out)
+        (0..self.entries.len()).map(|i| self.entry(i)).collect()
     }
 
     /// The ordinal of `s`, if present.
     pub(crate) fn reverse(&self, s: &str) -> DecodeResult<Option<u32>> {
         let mut lo = 0usize;
-        let mut hi = self.sampled.len();
+        let mut hi = self.entries.len();
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if self.cursor(self.sampled[mid]).uvarint_str()? <= s {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        if lo == 0 {
-            return Ok(None);
-        }
-        let base = (lo - 1) * SYMBOL_SAMPLE_EVERY;
-        let mut d = self.cursor(self.sampled[lo - 1]);
-        for i in base..(base + SYMBOL_SAMPLE_EVERY).min(self.count as usize) {
-            let sym = d.uvarint_str()?;
-            if sym == s {
-                return Ok(Some(i as u32));
-            }
-            if sym > s {
-                break;
+            match self.entry(mid)?.cmp(s) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Some(mid as u32)),
             }
         }
         Ok(None)
