@@ -39,7 +39,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use bytes::Bytes;
 use prometheus::{IntCounter, IntGauge};
@@ -97,14 +97,15 @@ type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 #[derive(Default)]
 struct Stripe {
-    /// The first series seen for a hash.
-    unique: IdMap<Box<MemSeries>>,
+    /// The first series seen for a hash. Series are shared so that WAL replay can keep a
+    /// handle per series reference and append without looking labels up again.
+    unique: IdMap<Arc<MemSeries>>,
     /// Further series whose labels hash to the same value (practically never used).
-    conflicts: IdMap<Vec<MemSeries>>,
+    conflicts: IdMap<Vec<Arc<MemSeries>>>,
 }
 
 impl Stripe {
-    fn get(&self, hash: u64, labels: &Labels) -> Option<&MemSeries> {
+    fn get(&self, hash: u64, labels: &Labels) -> Option<&Arc<MemSeries>> {
         if let Some(s) = self.unique.get(&hash) {
             if s.labels_eq(labels) {
                 return Some(s);
@@ -144,7 +145,7 @@ impl Stripe {
                 if list.is_empty() {
                     self.conflicts.remove(&hash);
                 }
-                self.unique.insert(hash, Box::new(s));
+                self.unique.insert(hash, s);
             }
         }
         removed
@@ -153,8 +154,8 @@ impl Stripe {
     fn iter(&self) -> impl Iterator<Item = &MemSeries> {
         self.unique
             .values()
-            .map(|s| &**s)
             .chain(self.conflicts.values().flatten())
+            .map(|s| &**s)
     }
 }
 
@@ -767,40 +768,29 @@ impl Head {
         Ok(report)
     }
 
-    /// Replays already-logged data: no appendable-window or future checks, no logging.
-    pub(crate) fn replay_batch(&self, batch: &Batch) -> AppendReport {
-        self.apply(batch, i64::MIN, None, None)
-    }
-
-    /// Creates the series with WAL reference `series_ref` unless a series with these
-    /// labels exists; returns the reference of the series that holds `labels`. Later
-    /// series get IDs above `series_ref`.
-    pub(crate) fn replay_series(&self, labels: &Labels, series_ref: u64) -> u64 {
-        self.next_ref
-            .fetch_max(series_ref.saturating_add(1), Ordering::AcqRel);
-        let hash = labels.stable_hash();
-        let mut guard = self
-            .stripe(hash)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(s) = guard.get(hash, labels) {
-            return s.series_ref;
-        }
-        self.insert_series(&mut guard, hash, labels, series_ref);
-        series_ref
-    }
-
-    fn insert_series(&self, stripe: &mut Stripe, hash: u64, labels: &Labels, series_ref: u64) {
-        let new = Box::new(MemSeries::new(series_ref, labels));
+    /// Adds a new series to `stripe` and returns it.
+    fn insert_series(
+        &self,
+        stripe: &mut Stripe,
+        hash: u64,
+        labels: &Labels,
+        series_ref: u64,
+    ) -> Arc<MemSeries> {
+        let new = Arc::new(MemSeries::new(series_ref, labels));
         match stripe.unique.entry(hash) {
-            Entry::Occupied(_) => stripe.conflicts.entry(hash).or_default().push(*new),
+            Entry::Occupied(_) => stripe
+                .conflicts
+                .entry(hash)
+                .or_default()
+                .push(Arc::clone(&new)),
             Entry::Vacant(slot) => {
-                slot.insert(new);
+                slot.insert(Arc::clone(&new));
             }
         }
         self.num_series.fetch_add(1, Ordering::Relaxed);
         self.metrics.series.inc();
         self.metrics.series_created.inc();
+        new
     }
 
     fn apply(
@@ -1088,6 +1078,9 @@ impl Head {
         (refs, next)
     }
 }
+
+mod replay;
+pub(crate) use replay::ReplaySink;
 
 #[cfg(test)]
 mod tests;

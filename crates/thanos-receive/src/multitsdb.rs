@@ -207,11 +207,30 @@ impl MultiTsdb {
             metrics,
             block_labels: RwLock::default(),
         };
-        let mut stats = Vec::with_capacity(names.len());
+        // Tenants replay side by side, splitting the cores between them.
+        let cores = wal::default_workers();
+        let parallel = names.len().clamp(1, cores);
+        let workers = (cores / parallel).max(1);
+        let mut opened = Vec::with_capacity(names.len());
+        for group in names.chunks(parallel) {
+            let results: Vec<_> = std::thread::scope(|scope| {
+                let handles: Vec<_> = group
+                    .iter()
+                    .map(|name| scope.spawn(|| tsdb.create_tenant(name, workers)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            });
+            for (name, result) in group.iter().zip(results) {
+                opened.push((name.clone(), result?));
+            }
+        }
+        let mut stats = Vec::with_capacity(opened.len());
         {
             let mut tenants = tsdb.tenants.write().unwrap_or_else(PoisonError::into_inner);
-            for name in names {
-                let (tenant, s) = tsdb.create_tenant(&name)?;
+            for (name, (tenant, s)) in opened {
                 tenants.insert(name.clone(), tenant);
                 stats.push((name, s));
             }
@@ -221,7 +240,12 @@ impl MultiTsdb {
 
     /// A new tenant: in memory, or with its blocks opened and its WAL replayed and
     /// attached when persisted.
-    fn create_tenant(&self, name: &str) -> Result<(Arc<Tenant>, ReplayStats), OpenError> {
+    /// `workers` threads replay its WAL.
+    fn create_tenant(
+        &self,
+        name: &str,
+        workers: usize,
+    ) -> Result<(Arc<Tenant>, ReplayStats), OpenError> {
         let head = Head::new(self.options, self.metrics.for_tenant(name));
         let Some(storage) = &self.storage else {
             return Ok((
@@ -236,7 +260,7 @@ impl MultiTsdb {
             storage.wal.compression,
         )?;
         let head = tenant.head();
-        let stats = wal::open(head, &storage.wal_dir(name), storage.wal.clone())?;
+        let stats = wal::open(head, &storage.wal_dir(name), storage.wal.clone(), workers)?;
         if stats.samples_in_blocks > 0 {
             // Series whose samples all live in blocks are left empty by the replay.
             head.truncate(head.min_valid_time());
@@ -256,7 +280,7 @@ impl MultiTsdb {
         }
         tracing::info!(tenant, "creating tenant head");
         let (t, _) = self
-            .create_tenant(tenant)
+            .create_tenant(tenant, wal::default_workers())
             .map_err(|e| WriteError::Storage {
                 tenant: tenant.to_owned(),
                 reason: e.to_string(),

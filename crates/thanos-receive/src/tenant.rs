@@ -10,11 +10,14 @@
 //! 2. the head's chunks in the range are written into `<ULID>.tmp-for-creation`, fsynced
 //!    and renamed to `<ULID>` (compaction level 1, `thanos.source: receive`);
 //! 3. the head drops everything below `maxt` (series left empty are removed);
-//! 4. the WAL is checkpointed: `checkpoint.N` keeps the live series and the samples at or
-//!    after `maxt`; older segments and checkpoints are deleted.
+//! 4. the WAL is checkpointed as Prometheus does it ([`crate::wal::checkpoint_head`]): a
+//!    new segment is cut, and only the lower two thirds of the closed segments go into
+//!    `checkpoint.N` (live series, samples at or after `maxt`); those segments and older
+//!    checkpoints are deleted. The newer segments stay as they are.
 //!
-//! A crash between 2 and 4 leaves samples both in the block and in the WAL; replay skips
-//! the samples below the newest block's max time ([`crate::wal::replay`]).
+//! A crash between 2 and 4 leaves samples both in the block and in the WAL, and the
+//! segments kept in step 4 still hold samples below `maxt`; replay skips the samples
+//! below the newest block's max time ([`crate::wal::replay`]).
 //!
 //! Blocks are end-exclusive: a block's `maxTime` is one past its last sample's range, as
 //! in Prometheus. Head chunks are cut at multiples of the block duration, so an aligned

@@ -851,23 +851,26 @@ impl WalReader {
                 };
                 self.cur = Some(SegmentReader::open(&src.path)?);
             }
-            let src = self.sources[self.idx].clone();
+            let idx = self.idx;
             let Some(reader) = self.cur.as_mut() else {
                 continue;
             };
             let outcome = match reader.read_record(&mut self.frag) {
                 Ok(o) => o,
                 Err(source) => {
+                    let path = self.sources[idx].path.clone();
                     self.stop();
                     return Err(WalError::Io {
                         op: "read segment",
-                        path: src.path,
+                        path,
                         source,
                     });
                 }
             };
             match outcome {
                 Outcome::Record { offset, flags } => {
+                    // No per-record copy of the source: records are the hot path.
+                    let src = &self.sources[idx];
                     self.last = RecordPosition {
                         position: Position {
                             segment: src.segment,
@@ -876,9 +879,10 @@ impl WalReader {
                         in_checkpoint: src.in_checkpoint,
                     };
                     if flags & FLAG_ZSTD != 0 {
+                        let path = src.path.clone();
                         self.stop();
                         return Err(WalError::UnsupportedCompression {
-                            path: src.path,
+                            path,
                             offset,
                             flags,
                         });
@@ -889,6 +893,7 @@ impl WalReader {
                     return match self.decompress() {
                         Ok(()) => Ok(Some(&self.rec)),
                         Err(reason) => {
+                            let src = self.sources[idx].clone();
                             self.stop();
                             Err(corruption(&src, offset, reason))
                         }
@@ -899,6 +904,7 @@ impl WalReader {
                     self.idx += 1;
                 }
                 Outcome::Torn { offset } => {
+                    let src = self.sources[idx].clone();
                     let is_last = self.idx + 1 == self.sources.len();
                     self.stop();
                     if self.allow_torn_tail && is_last && !src.in_checkpoint {
@@ -921,6 +927,7 @@ impl WalReader {
                     ));
                 }
                 Outcome::Corrupt { offset, reason } => {
+                    let src = self.sources[idx].clone();
                     self.stop();
                     return Err(corruption(&src, offset, reason));
                 }

@@ -262,9 +262,9 @@ fn hash_collisions_keep_series_apart() {
     {
         let mut stripe = h.stripe(hash).write().expect("lock");
         for labels in [&a, &b] {
-            let series = Box::new(MemSeries::new(1, labels));
+            let series = Arc::new(MemSeries::new(1, labels));
             match stripe.unique.entry(hash) {
-                Entry::Occupied(_) => stripe.conflicts.entry(hash).or_default().push(*series),
+                Entry::Occupied(_) => stripe.conflicts.entry(hash).or_default().push(series),
                 Entry::Vacant(slot) => {
                     slot.insert(series);
                 }
