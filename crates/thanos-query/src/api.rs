@@ -26,7 +26,7 @@ use http::{HeaderValue, StatusCode, header};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::Expr;
 use thanos_model::{MatchType, Matcher};
-use thanos_promql::{Error as EngineError, QueryParams};
+use thanos_promql::{Error as EngineError, QueryParams, Value};
 use thanos_proto::thanos::{LabelNamesRequest, LabelValuesRequest};
 use thanos_server::ErrorKind;
 use tokio::time::Instant;
@@ -82,20 +82,68 @@ impl From<QueryError> for ApiError {
     }
 }
 
-/// A successful answer: the raw JSON of `data`, plus annotations.
+/// Start of every successful answer; the `data` JSON follows directly.
+const SUCCESS_PREFIX: &str = "{\"status\":\"success\",\"data\":";
+
+/// Query results with more points than this are encoded on a blocking thread.
+const BLOCKING_ENCODE_POINTS: usize = 20_000;
+
+/// A successful answer: the body so far (`SUCCESS_PREFIX` and the raw JSON of `data`),
+/// plus annotations.
 struct ApiData {
-    data: String,
+    body: String,
     warnings: Vec<String>,
     infos: Vec<String>,
 }
 
 impl ApiData {
     fn new(data: String, warnings: Vec<String>) -> Self {
+        let mut body = String::with_capacity(SUCCESS_PREFIX.len() + data.len() + 1);
+        body.push_str(SUCCESS_PREFIX);
+        body.push_str(&data);
         Self {
-            data,
+            body,
             warnings,
             infos: Vec::new(),
         }
+    }
+
+    /// The answer of a query: `value` encoded straight into the body, on a blocking
+    /// thread when it is large.
+    async fn query_result(
+        value: Value,
+        warnings: Vec<String>,
+        infos: Vec<String>,
+    ) -> Result<Self, ApiError> {
+        let large = result_points(&value) > BLOCKING_ENCODE_POINTS;
+        let encode = move || {
+            let mut body =
+                String::with_capacity(SUCCESS_PREFIX.len() + json::estimated_size(&value) + 1);
+            body.push_str(SUCCESS_PREFIX);
+            json::write_query_data(&mut body, &value);
+            body
+        };
+        let body = if large {
+            tokio::task::spawn_blocking(encode)
+                .await
+                .map_err(|e| ApiError::from(QueryError::Task(e.to_string())))?
+        } else {
+            encode()
+        };
+        Ok(Self {
+            body,
+            warnings,
+            infos,
+        })
+    }
+}
+
+/// Number of points (samples, or series for vectors) in a query result.
+fn result_points(value: &Value) -> usize {
+    match value {
+        Value::Vector(v) => v.len(),
+        Value::Matrix(m) => m.iter().map(|s| s.samples.len() + s.histograms.len()).sum(),
+        Value::Scalar { .. } | Value::String { .. } => 1,
     }
 }
 
@@ -111,26 +159,26 @@ fn json_response(status: StatusCode, body: String) -> Response {
 fn respond(result: Result<ApiData, ApiError>) -> Response {
     match result {
         Ok(d) => {
-            let mut body = format!("{{\"status\":\"success\",\"data\":{}", d.data);
+            let mut body = d.body;
             let warnings = json::limit_annotations(d.warnings, "warning");
             if !warnings.is_empty() {
                 body.push_str(",\"warnings\":");
-                body.push_str(&json::string_array(warnings.iter().map(String::as_str)));
+                json::write_string_array(&mut body, warnings.iter().map(String::as_str));
             }
             let infos = json::limit_annotations(d.infos, "info");
             if !infos.is_empty() {
                 body.push_str(",\"infos\":");
-                body.push_str(&json::string_array(infos.iter().map(String::as_str)));
+                json::write_string_array(&mut body, infos.iter().map(String::as_str));
             }
             body.push('}');
             json_response(StatusCode::OK, body)
         }
         Err(e) => {
-            let body = format!(
-                "{{\"status\":\"error\",\"errorType\":{},\"error\":{}}}",
-                json::string(e.kind.prometheus_error_type()),
-                json::string(&e.message)
-            );
+            let mut body = String::from("{\"status\":\"error\",\"errorType\":");
+            json::write_string(&mut body, e.kind.prometheus_error_type());
+            body.push_str(",\"error\":");
+            json::write_string(&mut body, &e.message);
+            body.push('}');
             json_response(e.kind.http_status(), body)
         }
     }
@@ -246,11 +294,7 @@ impl Querier {
             .map_err(engine_error)?;
         let mut warnings = storage.take_warnings();
         warnings.extend(result.warnings);
-        Ok(ApiData {
-            data: json::query_data(&result.value),
-            warnings,
-            infos: result.infos,
-        })
+        ApiData::query_result(result.value, warnings, result.infos).await
     }
 }
 

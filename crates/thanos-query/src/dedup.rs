@@ -146,12 +146,12 @@ pub fn penalty(a: &[Sample], b: &[Sample], counter_adjust: bool) -> Vec<Sample> 
 
 /// Union of the samples of all replicas; equal timestamps are collapsed to the sample of
 /// the first replica holding it.
-pub fn chain(replicas: &[Vec<Sample>]) -> Vec<Sample> {
-    let mut all: Vec<(usize, Sample)> = replicas
-        .iter()
-        .enumerate()
-        .flat_map(|(i, r)| r.iter().map(move |s| (i, *s)))
-        .collect();
+pub fn chain<R: AsRef<[Sample]>>(replicas: &[R]) -> Vec<Sample> {
+    let mut all: Vec<(usize, Sample)> =
+        Vec::with_capacity(replicas.iter().map(|r| r.as_ref().len()).sum());
+    for (i, r) in replicas.iter().enumerate() {
+        all.extend(r.as_ref().iter().map(|s| (i, *s)));
+    }
     all.sort_by_key(|(i, s)| (s.t, *i));
     all.dedup_by_key(|(_, s)| s.t);
     all.into_iter().map(|(_, s)| s).collect()
@@ -286,7 +286,7 @@ mod tests {
     fn chain_unions_and_collapses() {
         let out = chain(&[s(&[1, 3, 5]), s(&[2, 3, 6])]);
         assert_eq!(ts(&out), vec![1, 2, 3, 5, 6]);
-        assert!(chain(&[]).is_empty());
+        assert!(chain::<Vec<Sample>>(&[]).is_empty());
     }
 
     #[test]

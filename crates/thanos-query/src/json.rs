@@ -4,6 +4,9 @@
 //! sample values as strings in `strconv.FormatFloat(v, 'f' or 'e', -1, 64)` form, vector
 //! and matrix timestamps as seconds with exactly three decimals when not whole, scalar and
 //! string timestamps as shortest floats.
+//!
+//! Every encoder has a `write_*` form appending to a `String`, so a whole answer is built
+//! in one buffer without intermediate strings; the `String`-returning forms wrap those.
 
 use std::fmt::Write;
 
@@ -14,59 +17,120 @@ use thanos_promql::Value;
 /// Formats a sample value as Prometheus does: `NaN`, `+Inf`, `-Inf`, exponent form for
 /// `|v| < 1e-6` or `|v| >= 1e21` (`1e-07`, `1e+21`), shortest plain decimal otherwise.
 pub fn format_value(v: f64) -> String {
+    let mut out = String::new();
+    write_value(&mut out, v);
+    out
+}
+
+/// Appends `v` formatted as [`format_value`] does.
+pub fn write_value(out: &mut String, v: f64) {
     if v.is_nan() {
-        return "NaN".to_owned();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
-    }
-    let abs = v.abs();
-    if v != 0.0 && !(1e-6..1e21).contains(&abs) {
-        go_exponent(v)
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
     } else if v == 0.0 {
         // Go writes negative zero as "-0".
-        if v.is_sign_negative() { "-0" } else { "0" }.to_owned()
+        out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
+    } else if (1e-6..1e21).contains(&v.abs()) {
+        write_plain_float(out, v);
     } else {
-        format!("{v}")
+        write_go_exponent(out, v);
+    }
+}
+
+/// Largest magnitude below which every integer is exactly representable as an `f64`.
+const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
+/// Appends a finite `v` in shortest positional form (Go's `'f'` layout with precision
+/// -1, which is also Rust's `Display`). Whole numbers, common for counters and gauges,
+/// are written as integers without going through float formatting.
+fn write_plain_float(out: &mut String, v: f64) {
+    if v.fract() == 0.0 && v.abs() < EXACT_INTEGERS && v != 0.0 {
+        if v < 0.0 {
+            out.push('-');
+        }
+        // Exact: |v| < 2^53 and whole.
+        write_u64(out, v.abs() as u64);
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// Appends the decimal digits of `n`.
+fn write_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &buf[i..] {
+        out.push(char::from(d));
     }
 }
 
 /// Go's `'e'` layout with shortest digits: mantissa, `e`, sign, at least two exponent digits.
-fn go_exponent(v: f64) -> String {
+fn write_go_exponent(out: &mut String, v: f64) {
     let s = format!("{v:e}");
     let (mantissa, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
     let (sign, digits) = match exp.strip_prefix('-') {
         Some(d) => ('-', d),
         None => ('+', exp),
     };
+    out.push_str(mantissa);
+    out.push('e');
+    out.push(sign);
     if digits.len() < 2 {
-        format!("{mantissa}e{sign}0{digits}")
-    } else {
-        format!("{mantissa}e{sign}{digits}")
+        out.push('0');
     }
+    out.push_str(digits);
 }
 
 /// Vector/matrix timestamp: whole seconds, plus `.` and three digits when the milliseconds
 /// are not zero (`1700000000.500`, `-1.500`).
 pub fn format_timestamp(ms: i64) -> String {
-    let sign = if ms < 0 { "-" } else { "" };
+    let mut out = String::new();
+    write_timestamp(&mut out, ms);
+    out
+}
+
+/// Appends `ms` formatted as [`format_timestamp`] does.
+pub fn write_timestamp(out: &mut String, ms: i64) {
+    if ms < 0 {
+        out.push('-');
+    }
     let abs = ms.unsigned_abs();
     let (secs, frac) = (abs / 1000, abs % 1000);
-    if frac == 0 {
-        format!("{sign}{secs}")
-    } else {
-        format!("{sign}{secs}.{frac:03}")
+    write_u64(out, secs);
+    if frac != 0 {
+        // `frac` < 1000: three digits.
+        let digit = |d: u64| char::from(b'0' + (d % 10) as u8);
+        out.push('.');
+        out.push(digit(frac / 100));
+        out.push(digit(frac / 10));
+        out.push(digit(frac));
     }
 }
 
 /// Scalar/string timestamp: `ms / 1000` as Go's shortest float (`1700000000.5`).
 pub fn format_float_timestamp(ms: i64) -> String {
+    let mut out = String::new();
+    write_float_timestamp(&mut out, ms);
+    out
+}
+
+/// Appends `ms` formatted as [`format_float_timestamp`] does.
+pub fn write_float_timestamp(out: &mut String, ms: i64) {
     let secs = ms as f64 / 1000.0;
     let abs = secs.abs();
     if secs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        go_exponent(secs)
+        write_go_exponent(out, secs);
     } else {
-        format!("{secs}")
+        let _ = write!(out, "{secs}");
     }
 }
 
@@ -75,11 +139,17 @@ pub fn format_float_timestamp(ms: i64) -> String {
 /// and custom buckets), 1 = `[lower, upper)` (negative buckets), 3 = `[lower, upper]` (the
 /// zero bucket); empty buckets are left out, and `buckets` when none remains.
 pub fn histogram(h: &FloatHistogram) -> String {
-    let mut out = format!(
-        "{{\"count\":\"{}\",\"sum\":\"{}\"",
-        format_value(h.count),
-        format_value(h.sum)
-    );
+    let mut out = String::new();
+    write_histogram(&mut out, h);
+    out
+}
+
+/// Appends `h` encoded as [`histogram`] does.
+pub fn write_histogram(out: &mut String, h: &FloatHistogram) {
+    out.push_str("{\"count\":");
+    write_quoted_value(out, h.count);
+    out.push_str(",\"sum\":");
+    write_quoted_value(out, h.sum);
     let mut first = true;
     for b in h.all_buckets() {
         if b.count == 0.0 {
@@ -88,73 +158,168 @@ pub fn histogram(h: &FloatHistogram) -> String {
         out.push_str(if first { ",\"buckets\":[" } else { "," });
         first = false;
         let rule = if b.zero {
-            3
+            '3'
         } else if !h.uses_custom_buckets() && b.upper <= 0.0 {
-            1
+            '1'
         } else {
-            0
+            '0'
         };
-        let _ = write!(
-            out,
-            "[{rule},\"{}\",\"{}\",\"{}\"]",
-            format_value(b.lower),
-            format_value(b.upper),
-            format_value(b.count)
-        );
+        out.push('[');
+        out.push(rule);
+        out.push(',');
+        write_quoted_value(out, b.lower);
+        out.push(',');
+        write_quoted_value(out, b.upper);
+        out.push(',');
+        write_quoted_value(out, b.count);
+        out.push(']');
     }
     if !first {
         out.push(']');
     }
     out.push('}');
-    out
+}
+
+/// Appends `"v"` with `v` formatted by [`write_value`].
+fn write_quoted_value(out: &mut String, v: f64) {
+    out.push('"');
+    write_value(out, v);
+    out.push('"');
 }
 
 /// A JSON string literal.
 pub fn string(s: &str) -> String {
-    serde_json::Value::String(s.to_owned()).to_string()
+    let mut out = String::with_capacity(s.len() + 2);
+    write_string(&mut out, s);
+    out
+}
+
+/// Appends `s` as a JSON string literal, escaped as `serde_json` does: `"` and `\`
+/// backslash-escaped, control characters as `\b`, `\f`, `\n`, `\r`, `\t` or `\u00xx`,
+/// everything else (including non-ASCII) verbatim.
+pub fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut plain_from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // Every byte escaped is ASCII, so `i` and `i + 1` are character boundaries.
+        out.push_str(&s[plain_from..i]);
+        plain_from = i + 1;
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(escape);
+        }
+    }
+    out.push_str(&s[plain_from..]);
+    out.push('"');
 }
 
 /// A label set as a JSON object, keys in label order.
 pub fn labels(l: &Labels) -> String {
-    let mut out = String::from("{");
+    let mut out = String::new();
+    write_labels(&mut out, l);
+    out
+}
+
+/// Appends `l` encoded as [`labels`] does.
+pub fn write_labels(out: &mut String, l: &Labels) {
+    out.push('{');
     for (i, label) in l.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&string(&label.name));
+        write_string(out, &label.name);
         out.push(':');
-        out.push_str(&string(&label.value));
+        write_string(out, &label.value);
     }
     out.push('}');
-    out
 }
 
 /// A JSON array of strings.
 pub fn string_array<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    let parts: Vec<String> = items.into_iter().map(string).collect();
-    format!("[{}]", parts.join(","))
+    let mut out = String::new();
+    write_string_array(&mut out, items);
+    out
+}
+
+/// Appends a JSON array of strings.
+pub fn write_string_array<'a>(out: &mut String, items: impl IntoIterator<Item = &'a str>) {
+    out.push('[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(out, item);
+    }
+    out.push(']');
 }
 
 /// The `data` object of a query result: `{"resultType":…,"result":…}`.
 pub fn query_data(value: &Value) -> String {
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "{{\"resultType\":\"{}\",\"result\":",
-        value.type_name()
-    );
+    let mut out = String::with_capacity(estimated_size(value));
+    write_query_data(&mut out, value);
+    out
+}
+
+/// A guess of the encoded size of `value` in bytes, to size the output buffer once.
+pub fn estimated_size(value: &Value) -> usize {
+    const LABEL_BYTES: usize = 24;
+    const POINT_BYTES: usize = 28;
+    let metric = |l: &Labels| 16 + l.len() * LABEL_BYTES;
+    let body = match value {
+        Value::Scalar { .. } => 32,
+        Value::String { v, .. } => 32 + v.len(),
+        Value::Vector(samples) => samples
+            .iter()
+            .map(|s| metric(&s.labels) + 24 + POINT_BYTES)
+            .sum(),
+        Value::Matrix(series) => series
+            .iter()
+            .map(|s| metric(&s.labels) + 32 + POINT_BYTES * s.samples.len())
+            .sum(),
+    };
+    64 + body
+}
+
+/// Appends the `data` object of a query result, as [`query_data`] returns it.
+pub fn write_query_data(out: &mut String, value: &Value) {
+    out.push_str("{\"resultType\":\"");
+    out.push_str(value.type_name());
+    out.push_str("\",\"result\":");
     match value {
         Value::Scalar { t, v } => {
+            out.push('[');
+            write_float_timestamp(out, *t);
+            out.push_str(",\"");
             // Scalars use the 'f' layout (never an exponent), except the specials.
-            let val = if v.is_finite() {
-                format!("{v}")
+            if v.is_finite() {
+                write_plain_float(out, *v);
             } else {
-                format_value(*v)
-            };
-            let _ = write!(out, "[{},{}]", format_float_timestamp(*t), string(&val));
+                write_value(out, *v);
+            }
+            out.push_str("\"]");
         }
         Value::String { t, v } => {
-            let _ = write!(out, "[{},{}]", format_float_timestamp(*t), string(v));
+            out.push('[');
+            write_float_timestamp(out, *t);
+            out.push(',');
+            write_string(out, v);
+            out.push(']');
         }
         Value::Vector(samples) => {
             out.push('[');
@@ -162,26 +327,23 @@ pub fn query_data(value: &Value) -> String {
                 if i > 0 {
                     out.push(',');
                 }
+                out.push_str("{\"metric\":");
+                write_labels(out, &s.labels);
                 match &s.h {
                     Some(h) => {
-                        let _ = write!(
-                            out,
-                            "{{\"metric\":{},\"histogram\":[{},{}]}}",
-                            labels(&s.labels),
-                            format_timestamp(s.t),
-                            histogram(h)
-                        );
+                        out.push_str(",\"histogram\":[");
+                        write_timestamp(out, s.t);
+                        out.push(',');
+                        write_histogram(out, h);
                     }
                     None => {
-                        let _ = write!(
-                            out,
-                            "{{\"metric\":{},\"value\":[{},\"{}\"]}}",
-                            labels(&s.labels),
-                            format_timestamp(s.t),
-                            format_value(s.v)
-                        );
+                        out.push_str(",\"value\":[");
+                        write_timestamp(out, s.t);
+                        out.push(',');
+                        write_quoted_value(out, s.v);
                     }
                 }
+                out.push_str("]}");
             }
             out.push(']');
         }
@@ -191,15 +353,19 @@ pub fn query_data(value: &Value) -> String {
                 if i > 0 {
                     out.push(',');
                 }
-                let _ = write!(out, "{{\"metric\":{}", labels(&s.labels));
+                out.push_str("{\"metric\":");
+                write_labels(out, &s.labels);
                 if !s.samples.is_empty() {
                     out.push_str(",\"values\":[");
                     for (j, p) in s.samples.iter().enumerate() {
                         if j > 0 {
                             out.push(',');
                         }
-                        let _ =
-                            write!(out, "[{},\"{}\"]", format_timestamp(p.t), format_value(p.v));
+                        out.push('[');
+                        write_timestamp(out, p.t);
+                        out.push(',');
+                        write_quoted_value(out, p.v);
+                        out.push(']');
                     }
                     out.push(']');
                 }
@@ -209,7 +375,11 @@ pub fn query_data(value: &Value) -> String {
                         if j > 0 {
                             out.push(',');
                         }
-                        let _ = write!(out, "[{},{}]", format_timestamp(p.t), histogram(&p.h));
+                        out.push('[');
+                        write_timestamp(out, p.t);
+                        out.push(',');
+                        write_histogram(out, &p.h);
+                        out.push(']');
                     }
                     out.push(']');
                 }
@@ -219,7 +389,6 @@ pub fn query_data(value: &Value) -> String {
         }
     }
     out.push('}');
-    out
 }
 
 /// At most 10 annotations, the rest summarised as `"<n> more <kind> annotations omitted"`.
@@ -261,6 +430,49 @@ mod tests {
         for (v, want) in cases {
             assert_eq!(format_value(v), want, "{v}");
         }
+    }
+
+    #[test]
+    fn plain_floats_match_display() {
+        // Deterministic pseudo-random values: whole numbers of every size, fractions,
+        // and raw bit patterns.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            x
+        };
+        for i in 0..20_000 {
+            let r = next();
+            let v = match i % 4 {
+                0 => (r >> (r % 64)) as f64,
+                1 => -((r >> 11) as f64) / 1024.0,
+                2 => (r >> 12) as f64 * 1e-3,
+                _ => f64::from_bits(r),
+            };
+            if !v.is_finite() || v == 0.0 || !(1e-6..1e21).contains(&v.abs()) {
+                continue;
+            }
+            let mut got = String::new();
+            write_plain_float(&mut got, v);
+            assert_eq!(got, format!("{v}"), "{v:e}");
+        }
+        for v in [
+            9_007_199_254_740_992.0,
+            9_007_199_254_740_993.0,
+            -1.0,
+            1e20,
+            123.0,
+        ] {
+            let mut got = String::new();
+            write_plain_float(&mut got, v);
+            assert_eq!(got, format!("{v}"));
+        }
+        let mut n = String::new();
+        write_u64(&mut n, u64::MAX);
+        write_u64(&mut n, 0);
+        assert_eq!(n, format!("{}0", u64::MAX));
     }
 
     #[test]
@@ -371,6 +583,35 @@ mod tests {
             query_data(&m),
             r#"{"resultType":"matrix","result":[{"metric":{},"values":[[0,"1"]],"histograms":[[1,{"count":"3","sum":"1e-07","buckets":[[0,"-Inf","0.5","1"],[0,"0.5","+Inf","2"]]}],[2,{"count":"0","sum":"0"}]]}]}"#
         );
+    }
+
+    #[test]
+    fn strings_escape_like_serde_json() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("é€😀\u{7f}\u{2028}/<>&");
+        for s in [
+            all.as_str(),
+            "",
+            "plain",
+            "a\"b\\c",
+            "\n\u{1}x",
+            "tail\u{1f}",
+        ] {
+            let want = serde_json::Value::String(s.to_owned()).to_string();
+            assert_eq!(string(s), want, "{s:?}");
+        }
+        assert_eq!(string("a\u{1}b"), r#""a\u0001b""#);
+    }
+
+    #[test]
+    fn arrays_and_label_sets() {
+        assert_eq!(string_array(["a", "b\""]), r#"["a","b\""]"#);
+        assert_eq!(string_array([]), "[]");
+        assert_eq!(
+            labels(&Labels::from_pairs([("a", "1"), ("b", "x\ny")])),
+            r#"{"a":"1","b":"x\ny"}"#
+        );
+        assert_eq!(labels(&Labels::empty()), "{}");
     }
 
     #[test]

@@ -2,18 +2,22 @@
 //!
 //! A `Series` request is sent to every healthy endpoint whose time range and external
 //! labels can match it. Each store stream is read by its own task into a small bounded
-//! channel ([`STORE_BUFFER`] frames), so memory stays bounded however large the result; a
-//! store that does not answer within the per-store deadline (or the per-frame response
-//! timeout) is cut off. The sorted streams are k-way merged by labels; identical label sets
-//! from different stores (or split across frames) become one series, and byte-identical
-//! chunks (equal hash) are dropped. Store failures become warnings under the WARN strategy
-//! and end the request with an error under ABORT.
+//! channel ([`STORE_BUFFER`] frames, one frame's series at a time), so memory stays bounded
+//! however large the result; a store that does not answer within the per-store deadline
+//! (or the per-frame response timeout) is cut off. When only one store is asked, its
+//! reader starts inside the consumer's task and only moves to a task of its own once the
+//! answer turns out to be large, so small queries pay no task hand-offs. The sorted
+//! streams are k-way merged by labels, by the consumer of the proxied stream; identical
+//! label sets from different stores (or split across frames) become one series, and
+//! byte-identical chunks (equal time range and hash) are dropped. Store failures become
+//! warnings under the WARN strategy and end the request with an error under ABORT.
 //!
 //! Stores that do not advertise `supports_without_replica_labels` get their replica labels
 //! stripped here; their response is then buffered and re-sorted before merging, since
 //! stripping can change the order.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,16 +32,12 @@ use thanos_proto::thanos::{
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::endpoints::{EndpointSet, StoreRef};
 use crate::error::QueryError;
 
 /// Frames buffered per store stream before the reader waits for the merge.
 pub const STORE_BUFFER: usize = 16;
-
-/// Merged series buffered between the merge task and the consumer.
-const OUTPUT_BUFFER: usize = 64;
 
 /// One series of a proxied response: labels (external labels merged, replica labels
 /// removed when requested) and the chunks collected from every store.
@@ -86,8 +86,9 @@ pub struct ProxyStore {
     options: ProxyOptions,
 }
 
+/// What a store reader hands to the merge: the series of one frame at a time.
 enum StoreItem {
-    Series(MergedSeries),
+    Series(Vec<MergedSeries>),
     Warning(String),
     Failed(QueryError),
 }
@@ -117,49 +118,62 @@ impl ProxyStore {
         deadline: Option<Instant>,
         store_matchers: &[Vec<Matcher>],
     ) -> ProxyStream {
+        match matchers_from_proto(&request.matchers) {
+            Ok(matchers) => self.series_matching(request, &matchers, deadline, store_matchers),
+            Err(e) => Box::pin(futures::stream::iter([Err(e.into())])),
+        }
+    }
+
+    /// Like [`ProxyStore::series_from`], with `matchers` the parsed form of
+    /// `request.matchers` (callers holding them skip parsing, and compiling regexes, again).
+    pub fn series_matching(
+        &self,
+        request: SeriesRequest,
+        matchers: &[Matcher],
+        deadline: Option<Instant>,
+        store_matchers: &[Vec<Matcher>],
+    ) -> ProxyStream {
         let abort = is_abort(
             request.partial_response_strategy,
             request.partial_response_disabled,
         );
-        let matchers = match matchers_from_proto(&request.matchers) {
-            Ok(m) => m,
-            Err(e) => return Box::pin(futures::stream::iter([Err(e.into())])),
-        };
         if self.endpoints.is_empty() {
             let items = abort.then_some(Err(QueryError::NoStores));
             return Box::pin(futures::stream::iter(items));
         }
-        let stores = self.endpoints.stores_for(
-            request.min_time,
-            request.max_time,
-            &matchers,
-            store_matchers,
-        );
+        let stores =
+            self.endpoints
+                .stores_for(request.min_time, request.max_time, matchers, store_matchers);
         tracing::debug!(
             stores = stores.len(),
             mint = request.min_time,
             maxt = request.max_time,
             "proxying series"
         );
+        let single = stores.len() == 1;
         let request = Arc::new(request);
+        let mut driver = None;
         let receivers: Vec<(String, mpsc::Receiver<StoreItem>)> = stores
             .into_iter()
             .map(|store| {
                 let (tx, rx) = mpsc::channel(STORE_BUFFER);
                 let address = store.status.address.clone();
-                tokio::spawn(read_store(
+                let reader = read_store(
                     store,
                     request.clone(),
                     deadline,
                     self.options.response_timeout,
                     tx,
-                ));
+                );
+                if single {
+                    driver = Some(Box::pin(reader) as Reader);
+                } else {
+                    tokio::spawn(reader);
+                }
                 (address, rx)
             })
             .collect();
-        let (out_tx, out_rx) = mpsc::channel(OUTPUT_BUFFER);
-        tokio::spawn(merge(receivers, abort, out_tx));
-        Box::pin(ReceiverStream::new(out_rx))
+        Merge::new(receivers, abort, driver).into_stream()
     }
 
     /// Label names of every matching store (restricted by `store_matchers`, see
@@ -425,9 +439,13 @@ async fn read_store(
             }
             Frame::Hints(_) => continue,
         };
+        let mut batch = Vec::with_capacity(series.len());
         for s in series {
-            let labels = match series_labels(&s, &strip) {
-                Ok(l) => l,
+            match series_labels(s.labels, &strip) {
+                Ok(labels) => batch.push(MergedSeries {
+                    labels,
+                    chunks: s.chunks,
+                }),
                 Err(source) => {
                     let err = QueryError::InvalidLabels {
                         address: address.clone(),
@@ -436,28 +454,21 @@ async fn read_store(
                     let _ = tx.send(StoreItem::Failed(err)).await;
                     return;
                 }
-            };
-            let merged = MergedSeries {
-                labels,
-                chunks: s.chunks,
-            };
-            match &mut buffered {
-                Some(buf) => buf.push(merged),
-                None => {
-                    if tx.send(StoreItem::Series(merged)).await.is_err() {
-                        return;
-                    }
+            }
+        }
+        match &mut buffered {
+            Some(buf) => buf.append(&mut batch),
+            None if batch.is_empty() => {}
+            None => {
+                if tx.send(StoreItem::Series(batch)).await.is_err() {
+                    return;
                 }
             }
         }
     }
     if let Some(mut buf) = buffered {
         buf.sort_by(|a, b| a.labels.cmp(&b.labels));
-        for s in buf {
-            if tx.send(StoreItem::Series(s)).await.is_err() {
-                return;
-            }
-        }
+        let _ = tx.send(StoreItem::Series(buf)).await;
     }
 }
 
@@ -469,126 +480,259 @@ fn store_error(address: &str, status: &tonic::Status) -> QueryError {
     }
 }
 
-fn series_labels(s: &ProtoSeries, strip: &[String]) -> Result<Labels, thanos_model::ModelError> {
+/// The labels of a received series, moved out of the message, without `strip`.
+fn series_labels(
+    labels: Vec<thanos_proto::thanos::Label>,
+    strip: &[String],
+) -> Result<Labels, thanos_model::ModelError> {
     Labels::new(
-        s.labels
-            .iter()
+        labels
+            .into_iter()
             .filter(|l| !strip.contains(&l.name))
-            .map(|l| Label::new(l.name.clone(), l.value.clone()))
+            .map(|l| Label {
+                name: l.name,
+                value: l.value,
+            })
             .collect(),
     )
 }
 
+/// One store stream being merged: its receiver, the rest of the last batch received and
+/// the series at the front.
 struct Head {
     address: String,
     rx: mpsc::Receiver<StoreItem>,
+    pending: std::vec::IntoIter<MergedSeries>,
     current: Option<MergedSeries>,
 }
 
-/// Pulls the next series of `head` into `head.current`, forwarding warnings. Returns an
-/// error only when the request must be aborted.
-async fn advance(
-    head: &mut Head,
-    abort: bool,
-    out: &mpsc::Sender<Result<ProxyFrame, QueryError>>,
-) -> Result<(), Option<QueryError>> {
-    head.current = None;
-    loop {
-        match head.rx.recv().await {
-            None => return Ok(()),
-            Some(StoreItem::Series(s)) => {
-                head.current = Some(s);
-                return Ok(());
-            }
-            Some(StoreItem::Warning(w)) => {
-                if abort {
-                    return Err(Some(QueryError::StoreWarning {
-                        address: head.address.clone(),
-                        message: w,
-                    }));
+impl Head {
+    /// Moves the next series into `current`; warnings met on the way are appended to
+    /// `warnings`. Fails only when the request must be aborted.
+    async fn advance(&mut self, abort: bool, warnings: &mut Vec<String>) -> Result<(), QueryError> {
+        self.current = self.pending.next();
+        while self.current.is_none() {
+            match self.rx.recv().await {
+                None => return Ok(()),
+                Some(StoreItem::Series(batch)) => {
+                    self.pending = batch.into_iter();
+                    self.current = self.pending.next();
                 }
-                out.send(Ok(ProxyFrame::Warning(w)))
-                    .await
-                    .map_err(|_| None)?;
-            }
-            Some(StoreItem::Failed(e)) => {
-                if abort {
-                    return Err(Some(e));
+                Some(StoreItem::Warning(w)) => {
+                    if abort {
+                        return Err(QueryError::StoreWarning {
+                            address: self.address.clone(),
+                            message: w,
+                        });
+                    }
+                    warnings.push(w);
                 }
-                tracing::warn!(store = %head.address, error = %e, "store failed, returning partial response");
-                out.send(Ok(ProxyFrame::Warning(e.to_string())))
-                    .await
-                    .map_err(|_| None)?;
-                return Ok(());
+                Some(StoreItem::Failed(e)) => {
+                    if abort {
+                        return Err(e);
+                    }
+                    tracing::warn!(store = %self.address, error = %e, "store failed, returning partial response");
+                    warnings.push(e.to_string());
+                    return Ok(());
+                }
             }
         }
+        Ok(())
     }
 }
 
-/// K-way merge of the store streams by labels.
-async fn merge(
-    receivers: Vec<(String, mpsc::Receiver<StoreItem>)>,
+/// A store reader ([`read_store`]) not spawned as a task.
+type Reader = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Series a single store's reader may produce inside the consumer's task before it is
+/// moved to a task of its own (so that large answers are received and decoded on both
+/// cores, while small ones cost no task hand-offs).
+const INLINE_SERIES: usize = 512;
+
+/// Polls `fut` to completion while also polling `driver` (when there is one) until it
+/// finishes.
+async fn driving<F: Future>(driver: &mut Option<Reader>, fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Some(d) = driver
+            && d.as_mut().poll(cx).is_ready()
+        {
+            *driver = None;
+        }
+        fut.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// K-way merge of the store streams by labels, run by the consumer of the proxied
+/// stream itself. Store readers are separate tasks, except the reader of a request going
+/// to a single store, which starts out driven by the merge (see [`INLINE_SERIES`]).
+struct Merge {
+    heads: Vec<Head>,
+    driver: Option<Reader>,
+    merged: usize,
     abort: bool,
-    out: mpsc::Sender<Result<ProxyFrame, QueryError>>,
-) {
-    let mut heads: Vec<Head> = receivers
-        .into_iter()
-        .map(|(address, rx)| Head {
-            address,
-            rx,
-            current: None,
-        })
-        .collect();
-    // Fill every head concurrently so slow stores are waited for in parallel.
-    let results =
-        futures::future::join_all(heads.iter_mut().map(|h| advance(h, abort, &out))).await;
-    for r in results {
-        if let Err(e) = r {
-            if let Some(e) = e {
-                let _ = out.send(Err(e)).await;
-            }
-            return;
+    started: bool,
+    done: bool,
+    /// Frames ready to hand out, warnings before the series they preceded.
+    ready: VecDeque<Result<ProxyFrame, QueryError>>,
+}
+
+impl Merge {
+    fn new(
+        receivers: Vec<(String, mpsc::Receiver<StoreItem>)>,
+        abort: bool,
+        driver: Option<Reader>,
+    ) -> Self {
+        let heads = receivers
+            .into_iter()
+            .map(|(address, rx)| Head {
+                address,
+                rx,
+                pending: Vec::new().into_iter(),
+                current: None,
+            })
+            .collect();
+        Self {
+            heads,
+            driver,
+            merged: 0,
+            abort,
+            started: false,
+            done: false,
+            ready: VecDeque::new(),
         }
     }
-    loop {
-        let Some(min) = heads
+
+    /// The stream of merged frames; ends after the first error.
+    fn into_stream(self) -> ProxyStream {
+        Box::pin(futures::stream::unfold(self, |mut m| async move {
+            m.next().await.map(|frame| (frame, m))
+        }))
+    }
+
+    fn fail(&mut self, e: QueryError) {
+        self.ready.push_back(Err(e));
+        self.done = true;
+    }
+
+    fn push_warnings(&mut self, warnings: Vec<String>) {
+        self.ready
+            .extend(warnings.into_iter().map(|w| Ok(ProxyFrame::Warning(w))));
+    }
+
+    async fn next(&mut self) -> Option<Result<ProxyFrame, QueryError>> {
+        loop {
+            if let Some(frame) = self.ready.pop_front() {
+                return Some(frame);
+            }
+            if self.done {
+                return None;
+            }
+            if !self.started {
+                self.started = true;
+                self.fill().await;
+                continue;
+            }
+            self.merge_one().await;
+        }
+    }
+
+    /// Fills every head concurrently, so slow stores are waited for in parallel.
+    async fn fill(&mut self) {
+        let abort = self.abort;
+        let fill = futures::future::join_all(self.heads.iter_mut().map(|h| async move {
+            let mut warnings = Vec::new();
+            let r = h.advance(abort, &mut warnings).await;
+            (r, warnings)
+        }));
+        let results = driving(&mut self.driver, fill).await;
+        for (r, warnings) in results {
+            self.push_warnings(warnings);
+            if let Err(e) = r {
+                self.fail(e);
+                return;
+            }
+        }
+    }
+
+    /// Collects the next series (smallest labels) from every head holding it.
+    async fn merge_one(&mut self) {
+        let Some(min) = self
+            .heads
             .iter()
             .filter_map(|h| h.current.as_ref().map(|c| &c.labels))
             .min()
             .cloned()
         else {
+            self.done = true;
             return;
         };
-        let mut merged = MergedSeries {
-            labels: min.clone(),
-            chunks: Vec::new(),
-        };
-        let mut seen = HashSet::new();
+        let mut chunks = Vec::new();
+        let mut warnings = Vec::new();
         // Take every head holding these labels; keep pulling while a store repeats them
         // (a series split across frames or replicas collapsed by label stripping).
-        for head in heads.iter_mut() {
-            while head.current.as_ref().is_some_and(|c| c.labels == min) {
-                if let Some(s) = head.current.take() {
-                    for chunk in s.chunks {
-                        match chunk_key(&chunk) {
-                            Some(k) if !seen.insert(k) => {}
-                            _ => merged.chunks.push(chunk),
-                        }
+        for i in 0..self.heads.len() {
+            while self.heads[i]
+                .current
+                .as_ref()
+                .is_some_and(|c| c.labels == min)
+            {
+                if let Some(s) = self.heads[i].current.take() {
+                    if chunks.is_empty() {
+                        chunks = s.chunks;
+                    } else {
+                        chunks.extend(s.chunks);
                     }
                 }
-                if let Err(e) = advance(head, abort, &out).await {
-                    if let Some(e) = e {
-                        let _ = out.send(Err(e)).await;
-                    }
+                let advance = self.heads[i].advance(self.abort, &mut warnings);
+                if let Err(e) = driving(&mut self.driver, advance).await {
+                    self.push_warnings(warnings);
+                    self.fail(e);
                     return;
                 }
             }
         }
-        merged.chunks.sort_by_key(|c| (c.min_time, c.max_time));
-        if out.send(Ok(ProxyFrame::Series(merged))).await.is_err() {
-            return;
+        self.push_warnings(warnings);
+        self.merged += 1;
+        if self.merged == INLINE_SERIES
+            && let Some(reader) = self.driver.take()
+        {
+            tokio::spawn(reader);
+        }
+        dedup_chunks(&mut chunks);
+        self.ready.push_back(Ok(ProxyFrame::Series(MergedSeries {
+            labels: min,
+            chunks,
+        })));
+    }
+}
+
+/// Sorts chunks by time range and drops byte-identical repeats (equal time range and
+/// [`chunk_key`]), keeping the first. Keys are only computed for chunks sharing a time
+/// range with another one.
+fn dedup_chunks(chunks: &mut Vec<AggrChunk>) {
+    let range = |c: &AggrChunk| (c.min_time, c.max_time);
+    chunks.sort_by_key(range);
+    if chunks.windows(2).all(|w| range(&w[0]) != range(&w[1])) {
+        return;
+    }
+    let mut kept: Vec<AggrChunk> = Vec::with_capacity(chunks.len());
+    let mut run_keys: Vec<(i64, i64, u64)> = Vec::new();
+    for c in chunks.drain(..) {
+        if kept.last().is_none_or(|k| range(k) != range(&c)) {
+            run_keys.clear();
+        }
+        match chunk_key(&c) {
+            Some(k) if run_keys.contains(&k) => {}
+            Some(k) => {
+                run_keys.push(k);
+                kept.push(c);
+            }
+            None => kept.push(c),
         }
     }
+    *chunks = kept;
 }
 
 /// Identity of a chunk for duplicate removal: its hash, or the XXH64 of its raw data.
@@ -605,6 +749,7 @@ fn chunk_key(chunk: &AggrChunk) -> Option<(i64, i64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
     use thanos_proto::thanos::Chunk;
 
     fn chunk(min: i64, max: i64, data: &'static [u8], hash: u64) -> AggrChunk {
@@ -629,10 +774,10 @@ mod tests {
     }
 
     fn series(name: &str, chunks: Vec<AggrChunk>) -> StoreItem {
-        StoreItem::Series(MergedSeries {
+        StoreItem::Series(vec![MergedSeries {
             labels: Labels::from_pairs([("__name__", name)]),
             chunks,
-        })
+        }])
     }
 
     async fn run_merge(
@@ -643,13 +788,11 @@ mod tests {
         for (i, items) in stores.into_iter().enumerate() {
             receivers.push((format!("s{i}"), feed(items).await));
         }
-        let (tx, mut rx) = mpsc::channel(100);
-        merge(receivers, abort, tx).await;
-        let mut out = Vec::new();
-        while let Some(f) = rx.recv().await {
-            out.push(f.map_err(|e| e.to_string()));
-        }
-        out
+        Merge::new(receivers, abort, None)
+            .into_stream()
+            .map(|f| f.map_err(|e| e.to_string()))
+            .collect()
+            .await
     }
 
     fn names(frames: &[Result<ProxyFrame, String>]) -> Vec<String> {
@@ -686,6 +829,35 @@ mod tests {
         )
         .await;
         assert_eq!(names(&out), vec!["a:2", "b:0", "c:2"]);
+    }
+
+    #[test]
+    fn identical_chunks_are_dropped_after_sorting() {
+        let mut chunks = vec![
+            chunk(11, 20, b"z", 0),
+            chunk(0, 10, b"x", 0),
+            chunk(0, 10, b"y", 0),
+            chunk(0, 10, b"x", 0),
+            chunk(5, 15, b"x", 0),
+            chunk(0, 10, b"w", 7),
+            chunk(0, 10, b"v", 7),
+        ];
+        dedup_chunks(&mut chunks);
+        let got: Vec<(i64, &[u8])> = chunks
+            .iter()
+            .map(|c| (c.min_time, c.raw.as_ref().map_or(&b""[..], |r| &r.data[..])))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, &b"x"[..]),
+                (0, &b"y"[..]),
+                (0, &b"w"[..]),
+                (5, &b"x"[..]),
+                (11, &b"z"[..])
+            ],
+            "same range and hash (given or computed) is one chunk"
+        );
     }
 
     #[tokio::test]

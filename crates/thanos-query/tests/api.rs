@@ -646,3 +646,45 @@ async fn metadata_is_merged_from_endpoints() {
     let (_, text) = q.get_text("/api/v1/metadata?metric=nothing").await;
     assert_eq!(text, r#"{"status":"success","data":{}}"#);
 }
+
+#[tokio::test]
+async fn a_single_store_with_many_series_returns_all_of_them() {
+    // More series than the proxy receives inside the query's own task before handing the
+    // store stream to a task of its own.
+    const N: i64 = 1300;
+    let mut store = FakeStore::new(Labels::from_pairs([("region", "eu")]));
+    for i in 0..N {
+        let labels = Labels::from_pairs([("__name__", "many"), ("i", &format!("{i:04}"))]);
+        store = store.with_series(
+            labels,
+            samples(T0, T0 + 60_000, STEP, move |t| value(t) + i as f64),
+        );
+    }
+    let (addr, _stop) = store.serve().await;
+    let q = TestQuerier::start(options(&[addr])).await;
+    let at = (T0 + 60_000) / 1000;
+    let (status, body) = q
+        .get(&format!("/api/v1/query?query=count(many)&time={at}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["result"][0]["value"][1], "1300");
+    // Every series is at 4 + i at T0+60s.
+    let (_, body) = q
+        .get(&format!("/api/v1/query?query=sum(many)&time={at}"))
+        .await;
+    let want = 4 * N + N * (N - 1) / 2;
+    assert_eq!(
+        body["data"]["result"][0]["value"][1],
+        want.to_string(),
+        "{body}"
+    );
+    let (_, body) = q
+        .get(&format!(
+            "/api/v1/query_range?query=many{{i=\"1299\"}}&start={}&end={at}&step=15",
+            T0 / 1000
+        ))
+        .await;
+    let values = body["data"]["result"][0]["values"].as_array().unwrap();
+    let got: Vec<&str> = values.iter().map(|v| v[1].as_str().unwrap()).collect();
+    assert_eq!(got, vec!["1299", "1300", "1301", "1302", "1303"], "{body}");
+}
