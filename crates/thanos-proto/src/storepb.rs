@@ -6,7 +6,29 @@
 
 use thanos_model::{Label as ModelLabel, Labels, MatchType, Matcher, ModelError};
 
-use crate::thanos::{Label, LabelMatcher, ShardInfo, label_matcher};
+use crate::thanos::series_response::Result as Frame;
+use crate::thanos::{Label, LabelMatcher, Series, SeriesResponse, ShardInfo, label_matcher};
+
+/// The response stream of a `thanos.Store/Series` server implementation.
+pub type SeriesStream = std::pin::Pin<
+    Box<dyn tonic::codegen::tokio_stream::Stream<Item = Result<SeriesResponse, tonic::Status>> + Send>,
+>;
+
+impl SeriesResponse {
+    /// A frame carrying one series.
+    pub fn series(series: Series) -> Self {
+        Self {
+            result: Some(Frame::Series(series)),
+        }
+    }
+
+    /// A frame carrying a warning (a partial-response warning of a proxy).
+    pub fn warning(text: String) -> Self {
+        Self {
+            result: Some(Frame::Warning(text)),
+        }
+    }
+}
 
 /// A wire matcher that cannot become a model matcher.
 #[derive(Debug, thiserror::Error)]

@@ -2,14 +2,13 @@
 //! over the proxy (Thanos `pkg/store/proxy.go` as a server) and `thanos.info.Info` with
 //! component type `query` (storeapi.md §7).
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use thanos_proto::thanos::info::info_server::{Info, InfoServer};
 use thanos_proto::thanos::info::{InfoRequest, InfoResponse, StoreInfo};
-use thanos_proto::thanos::series_response::Result as Frame;
+use thanos_proto::storepb::SeriesStream;
 use thanos_proto::thanos::store_server::{Store, StoreServer};
 use thanos_proto::thanos::{
     LabelNamesRequest, LabelNamesResponse, LabelValuesRequest, LabelValuesResponse, SeriesRequest,
@@ -67,7 +66,6 @@ fn parse_grpc_timeout(v: &str) -> Option<Duration> {
     })
 }
 
-type SeriesStream = Pin<Box<dyn Stream<Item = Result<SeriesResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Store for ProxyService {
@@ -80,12 +78,8 @@ impl Store for ProxyService {
         let deadline = self.deadline(&request);
         let stream = self.proxy.series(request.into_inner(), Some(deadline));
         let out = stream.map(|frame| match frame {
-            Ok(ProxyFrame::Series(s)) => Ok(SeriesResponse {
-                result: Some(Frame::Series(s.to_proto())),
-            }),
-            Ok(ProxyFrame::Warning(w)) => Ok(SeriesResponse {
-                result: Some(Frame::Warning(w)),
-            }),
+            Ok(ProxyFrame::Series(s)) => Ok(SeriesResponse::series(s.to_proto())),
+            Ok(ProxyFrame::Warning(w)) => Ok(SeriesResponse::warning(w)),
             Err(e) => Err(e.to_status()),
         });
         Ok(Response::new(Box::pin(out)))

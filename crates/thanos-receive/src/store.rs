@@ -5,17 +5,15 @@
 //! and the head is returned once, with the chunks of all of them in time order.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
-use futures::Stream;
 use thanos_model::{Labels, Matcher};
 use thanos_proto::storepb::{
+    SeriesStream,
     finalize_labels, in_shard, labels_to_proto, matchers_from_proto, strip_external,
 };
 use thanos_proto::thanos::info::info_server::Info;
 use thanos_proto::thanos::info::{InfoRequest, InfoResponse, StoreInfo, TsdbInfo};
-use thanos_proto::thanos::series_response::Result as SeriesResult;
 use thanos_proto::thanos::store_server::Store;
 use thanos_proto::thanos::{
     AggrChunk, Chunk, LabelMatcher, LabelNamesRequest, LabelNamesResponse, LabelValuesRequest,
@@ -450,9 +448,6 @@ impl ReceiveStore {
     }
 }
 
-/// Stream type of the Series RPC.
-pub type SeriesStream = Pin<Box<dyn Stream<Item = Result<SeriesResponse, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl Store for ReceiveStore {
     type SeriesStream = SeriesStream;
@@ -466,11 +461,7 @@ impl Store for ReceiveStore {
             .blocking(move |s| s.series_blocking(&req))
             .await
             .inspect_err(|e| tracing::debug!(err = %e, "series call failed"))?;
-        let frames = series.into_iter().map(|s| {
-            Ok(SeriesResponse {
-                result: Some(SeriesResult::Series(s)),
-            })
-        });
+        let frames = series.into_iter().map(|s| Ok(SeriesResponse::series(s)));
         Ok(Response::new(Box::pin(futures::stream::iter(frames))))
     }
 

@@ -1,12 +1,9 @@
 //! tonic service implementations: `thanos.Store` and `thanos.info.Info` over a
 //! [`BucketStore`].
 
-use std::pin::Pin;
-
-use futures::Stream;
 use thanos_proto::thanos::info::info_server::Info;
 use thanos_proto::thanos::info::{InfoRequest, InfoResponse};
-use thanos_proto::thanos::series_response::Result as SeriesResult;
+use thanos_proto::storepb::SeriesStream;
 use thanos_proto::thanos::store_server::Store;
 use thanos_proto::thanos::{
     LabelNamesRequest, LabelNamesResponse, LabelValuesRequest, LabelValuesResponse, SeriesRequest,
@@ -15,9 +12,6 @@ use thanos_proto::thanos::{
 use tonic::{Request, Response, Status};
 
 use crate::store::BucketStore;
-
-/// Stream type of the Series RPC.
-pub type SeriesStream = Pin<Box<dyn Stream<Item = Result<SeriesResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Store for BucketStore {
@@ -34,9 +28,7 @@ impl Store for BucketStore {
             e.to_status()
         })?;
         let frames = series.map(|r| match r {
-            Ok(s) => Ok(SeriesResponse {
-                result: Some(SeriesResult::Series(s)),
-            }),
+            Ok(s) => Ok(SeriesResponse::series(s)),
             Err(e) => {
                 tracing::debug!(err = %e, "series call failed");
                 Err(e.to_status())

@@ -56,7 +56,6 @@ pub use fetcher::{
     BLOCK_ID_LABEL, DELETION_MARK_FILENAME, FetchResult, FilterOptions, META_FILENAME,
     NO_COMPACT_MARK_FILENAME, fetch_metas, selected_by_relabel,
 };
-pub use grpc::SeriesStream;
 pub use limits::{Limits, MAX_SAMPLES_PER_CHUNK};
 pub use metrics::SYNC_STATES;
 pub use store::{BucketStore, BucketStoreOptions, LoadedBlock, SyncSummary};

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::Stream;
 use thanos_model::matcher::matches_labels;
 use thanos_model::{Labels, Sample, XorChunk};
+use thanos_proto::storepb::SeriesStream;
 use thanos_proto::thanos::info::info_server::{Info, InfoServer};
 use thanos_proto::thanos::info::{InfoRequest, InfoResponse, StoreInfo};
 use thanos_proto::thanos::metadata_server::{Metadata, MetadataServer};
@@ -144,7 +145,6 @@ fn encode(samples: &[Sample], mint: i64, maxt: i64) -> Vec<AggrChunk> {
 
 struct FakeSvc(Arc<FakeStore>);
 
-type SeriesStream = Pin<Box<dyn Stream<Item = Result<SeriesResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Store for FakeSvc {
