@@ -3,12 +3,13 @@
 //! Each instant-vector node yields a set of series with one optional value per step (a
 //! dense step grid), so a range query is evaluated node by node as in Prometheus's
 //! `rangeEval`. Range-vector nodes (matrix selectors and subqueries) yield the samples of
-//! each series plus the window `(end - range, end]` of every step; functions slice the
-//! window with a binary search.
+//! each series plus the window `(end - range, end]` of every step; functions slide a
+//! [`Cursor`] over each series' samples, step after step.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use promql_parser::parser::token::{
     T_ADD, T_ATAN2, T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_DIV, T_EQLC, T_GROUP, T_GTE,
@@ -28,6 +29,8 @@ use crate::engine::{EngineOptions, Fetched, at_ms, offset_ms, selector_key, sele
 use crate::error::Error;
 use crate::functions;
 use crate::mathx::{self, kahan_inc};
+use crate::par;
+use crate::storage::Series;
 use crate::value::{HPoint, InstantSample, QueryResult, RangeSeries, Value};
 
 /// Time parameters of the whole query.
@@ -120,13 +123,120 @@ impl VSeries {
     }
 }
 
+/// Float samples of a range-vector series: shared with the fetched data when the series
+/// holds no stale marker (the common case, so no copy), an owned copy without the stale
+/// markers otherwise.
+#[derive(Debug, Clone)]
+pub(crate) enum Samples {
+    /// The float samples of series `.1` of the fetched data `.0`.
+    Shared(Arc<Vec<Series>>, usize),
+    /// Samples owned by the node.
+    Owned(Vec<Sample>),
+}
+
+impl std::ops::Deref for Samples {
+    type Target = [Sample];
+
+    fn deref(&self) -> &[Sample] {
+        match self {
+            Samples::Shared(data, i) => &data[*i].samples,
+            Samples::Owned(v) => v,
+        }
+    }
+}
+
 /// One series of a range-vector node (stale markers removed).
 #[derive(Debug, Clone)]
 pub(crate) struct MSeries {
     pub labels: Labels,
     pub drop_name: bool,
-    pub samples: Vec<Sample>,
+    pub samples: Samples,
     pub hists: Vec<HPoint>,
+}
+
+/// Something with a timestamp (ms).
+pub(crate) trait Timed {
+    fn t(&self) -> i64;
+}
+
+impl Timed for Sample {
+    fn t(&self) -> i64 {
+        self.t
+    }
+}
+
+impl Timed for HPoint {
+    fn t(&self) -> i64 {
+        self.t
+    }
+}
+
+/// Slices the window `(lo, hi]` out of time-sorted points, step after step. Windows of
+/// successive steps move forward, so both ends advance monotonically over the whole
+/// evaluation (linear in the series' length instead of two binary searches per step);
+/// a window that moves back (never produced by the evaluator) falls back to a search.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Cursor {
+    a: usize,
+    b: usize,
+}
+
+impl Cursor {
+    /// The points of `xs` with `lo < t <= hi`.
+    pub fn window<'a, T: Timed>(&mut self, xs: &'a [T], (lo, hi): (i64, i64)) -> &'a [T] {
+        self.a = advance(xs, self.a, lo);
+        self.b = advance(xs, self.b.max(self.a), hi);
+        &xs[self.a..self.b]
+    }
+}
+
+/// The first index at or after `from` whose point is newer than `t`, searching from
+/// scratch when the point before `from` is already newer.
+fn advance<T: Timed>(xs: &[T], from: usize, t: i64) -> usize {
+    if from > xs.len() || (from > 0 && xs[from - 1].t() > t) {
+        return xs.partition_point(|x| x.t() <= t);
+    }
+    // Short moves (the usual step-to-step advance) are walked; long ones gallop and then
+    // search the last gap.
+    let mut i = from;
+    let end = xs.len().min(from + 8);
+    while i < end && xs[i].t() <= t {
+        i += 1;
+    }
+    if i < end || i == xs.len() || xs[i].t() > t {
+        return i;
+    }
+    let mut jump = 8;
+    while i + jump < xs.len() && xs[i + jump].t() <= t {
+        i += jump;
+        jump *= 2;
+    }
+    let hi = (i + jump).min(xs.len());
+    i + xs[i..hi].partition_point(|x| x.t() <= t)
+}
+
+/// Step-by-step windows over the float and histogram points of one range-vector series.
+#[derive(Debug)]
+pub(crate) struct SeriesWindows<'a> {
+    m: &'a MatrixVal,
+    samples: &'a [Sample],
+    hists: &'a [HPoint],
+    fc: Cursor,
+    hc: Cursor,
+}
+
+impl<'a> SeriesWindows<'a> {
+    /// The float and histogram points in the window of step `i`.
+    pub fn at(&mut self, i: usize) -> (&'a [Sample], &'a [HPoint]) {
+        let win = self.m.windows[i];
+        let w = self.fc.window(self.samples, win);
+        let hw = if self.hists.is_empty() {
+            &[][..]
+        } else {
+            self.hc.window(self.hists, win)
+        };
+        (w, hw)
+    }
 }
 
 /// A range-vector node: series and, per step, the window `(lo, hi]`.
@@ -140,10 +250,7 @@ pub(crate) struct MatrixVal {
 
 impl MatrixVal {
     pub fn window<'a>(&self, s: &'a MSeries, i: usize) -> &'a [Sample] {
-        let (lo, hi) = self.windows[i];
-        let a = s.samples.partition_point(|x| x.t <= lo);
-        let b = s.samples.partition_point(|x| x.t <= hi);
-        &s.samples[a..b.max(a)]
+        Cursor::default().window(&s.samples, self.windows[i])
     }
 
     /// The histogram points of `s` inside the window of step `i`.
@@ -151,10 +258,41 @@ impl MatrixVal {
         if s.hists.is_empty() {
             return &[];
         }
-        let (lo, hi) = self.windows[i];
-        let a = s.hists.partition_point(|x| x.t <= lo);
-        let b = s.hists.partition_point(|x| x.t <= hi);
-        &s.hists[a..b.max(a)]
+        Cursor::default().window(&s.hists, self.windows[i])
+    }
+
+    /// Roughly how many sample visits evaluating a function over every window takes: the
+    /// samples between the first and last window, times how many windows overlap at a
+    /// point, plus one per series and step.
+    pub fn work(&self, steps: Steps) -> usize {
+        let (Some(&(lo, _)), Some(&(_, hi))) = (self.windows.first(), self.windows.last()) else {
+            return 0;
+        };
+        let (wlo, whi) = self.windows[0];
+        let stride = match self.windows.get(1) {
+            Some(&(_, next)) if next > whi => next - whi,
+            _ => (whi - wlo).max(1),
+        };
+        let overlap = usize::try_from((whi - wlo).div_euclid(stride).max(0) + 1).unwrap_or(1);
+        self.series
+            .iter()
+            .map(|s| {
+                let a = s.samples.partition_point(|x| x.t <= lo);
+                let b = s.samples.partition_point(|x| x.t <= hi);
+                b.saturating_sub(a) * overlap + steps.n
+            })
+            .sum()
+    }
+
+    /// Windows of `s` for the steps in increasing order (see [`Cursor`]).
+    pub fn windows_of<'a>(&'a self, s: &'a MSeries) -> SeriesWindows<'a> {
+        SeriesWindows {
+            m: self,
+            samples: &s.samples,
+            hists: &s.hists,
+            fc: Cursor::default(),
+            hc: Cursor::default(),
+        }
     }
 }
 
@@ -516,60 +654,20 @@ impl<'a> Evaluator<'a> {
     /// Looks up every series' newest sample in the lookback window at each step.
     pub fn instant_series(
         &self,
-        data: &[crate::storage::Series],
+        data: &[Series],
         at: Option<i64>,
         off: i64,
         steps: Steps,
         want_ts: bool,
     ) -> Vec<VSeries> {
         let lookback = self.times.lookback;
-        let mut out = Vec::new();
-        for s in data.iter() {
-            let mut any = false;
-            let mut hists: Vec<Option<FloatHistogram>> = Vec::new();
-            let vals: Vec<Option<f64>> = (0..steps.n)
-                .map(|i| {
-                    let t = at.unwrap_or_else(|| steps.t(i)) - off;
-                    let idx = s.samples.partition_point(|x| x.t <= t);
-                    let float = (idx > 0).then(|| s.samples[idx - 1]);
-                    if !s.histograms.is_empty() {
-                        let hidx = s.histograms.partition_point(|x| x.t <= t);
-                        if hidx > 0 {
-                            let hp = &s.histograms[hidx - 1];
-                            if float.is_none_or(|f| f.t < hp.t) {
-                                if hp.t <= t - lookback || hp.h.is_stale() {
-                                    return None;
-                                }
-                                any = true;
-                                if want_ts {
-                                    return Some(hp.t as f64 / 1000.0);
-                                }
-                                if hists.is_empty() {
-                                    hists = vec![None; steps.n];
-                                }
-                                hists[i] = Some(hp.h.clone());
-                                return None;
-                            }
-                        }
-                    }
-                    let x = float?;
-                    if x.t <= t - lookback || is_stale_nan(x.v) {
-                        return None;
-                    }
-                    any = true;
-                    Some(if want_ts { x.t as f64 / 1000.0 } else { x.v })
-                })
-                .collect();
-            if any {
-                out.push(VSeries {
-                    labels: s.labels.clone(),
-                    drop_name: false,
-                    vals,
-                    hists,
-                });
-            }
-        }
-        out
+        let work = data.len() * steps.n;
+        par::map(data, self.opts.threads_for(work), |_, s| {
+            instant_points(s, at, off, steps, lookback, want_ts)
+        })
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     fn eval_matrix_selector(
@@ -590,13 +688,19 @@ impl<'a> Evaluator<'a> {
             .collect();
         let series: Vec<MSeries> = data
             .iter()
-            .filter_map(|s| {
-                let samples: Vec<Sample> = s
-                    .samples
-                    .iter()
-                    .copied()
-                    .filter(|x| !is_stale_nan(x.v))
-                    .collect();
+            .enumerate()
+            .filter_map(|(k, s)| {
+                let samples = if s.samples.iter().any(|x| is_stale_nan(x.v)) {
+                    Samples::Owned(
+                        s.samples
+                            .iter()
+                            .copied()
+                            .filter(|x| !is_stale_nan(x.v))
+                            .collect(),
+                    )
+                } else {
+                    Samples::Shared(Arc::clone(&data), k)
+                };
                 let hists: Vec<HPoint> = s
                     .histograms
                     .iter()
@@ -616,12 +720,27 @@ impl<'a> Evaluator<'a> {
             windows,
             metric_name: vs.name.clone(),
         };
+        // The largest window of each series is what Prometheus holds at once. No window
+        // is larger than its whole series: only compute the windows when that bound is
+        // over the limit.
+        let bound: usize = m
+            .series
+            .iter()
+            .map(|s| s.samples.len() + s.hists.len())
+            .sum();
+        if bound <= self.opts.max_samples {
+            return Ok(m);
+        }
         let total: usize = m
             .series
             .iter()
             .map(|s| {
+                let mut w = m.windows_of(s);
                 (0..steps.n)
-                    .map(|i| m.window(s, i).len() + m.hwindow(s, i).len())
+                    .map(|i| {
+                        let (f, h) = w.at(i);
+                        f.len() + h.len()
+                    })
                     .max()
                     .unwrap_or(0)
             })
@@ -697,7 +816,7 @@ impl<'a> Evaluator<'a> {
                             series.push(MSeries {
                                 labels: s.labels,
                                 drop_name: s.drop_name,
-                                samples,
+                                samples: Samples::Owned(samples),
                                 hists,
                             });
                         }
@@ -707,11 +826,12 @@ impl<'a> Evaluator<'a> {
                     series.push(MSeries {
                         labels: Labels::empty(),
                         drop_name: false,
-                        samples: vals
-                            .iter()
-                            .enumerate()
-                            .map(|(i, v)| Sample::new(inner_steps.t(i), *v))
-                            .collect(),
+                        samples: Samples::Owned(
+                            vals.iter()
+                                .enumerate()
+                                .map(|(i, v)| Sample::new(inner_steps.t(i), *v))
+                                .collect(),
+                        ),
                         hists: Vec::new(),
                     });
                 }
@@ -827,6 +947,23 @@ impl<'a> Evaluator<'a> {
                 } else {
                     None
                 };
+                if phi.is_none() && input.iter().all(|s| s.hists.is_empty()) {
+                    let vals = aggregate_floats(
+                        op,
+                        &input,
+                        &group_of,
+                        groups.len(),
+                        steps,
+                        self.opts.threads_for(input.len() * steps.n),
+                    );
+                    let mut out: Vec<VSeries> = groups
+                        .into_iter()
+                        .zip(vals)
+                        .map(|((l, d), v)| VSeries::new(l, d, v))
+                        .collect();
+                    out.retain(|s| !s.is_empty());
+                    return Ok(EVal::Vector(out));
+                }
                 let mut out: Vec<VSeries> = groups
                     .iter()
                     .map(|(l, d)| VSeries::new(l.clone(), *d, vec![None; steps.n]))
@@ -1561,6 +1698,121 @@ fn group_labels(l: &Labels, m: &Option<LabelModifier>) -> (Labels, bool) {
     }
 }
 
+/// One series of an instant selector: at each step the newest sample in
+/// `(t - lookback, t]` unless it is a stale marker (`None` when no step has one). The
+/// evaluation times only move forward, so the sample positions advance with a [`Cursor`]
+/// walk instead of a search per step.
+fn instant_points(
+    s: &Series,
+    at: Option<i64>,
+    off: i64,
+    steps: Steps,
+    lookback: i64,
+    want_ts: bool,
+) -> Option<VSeries> {
+    let mut any = false;
+    let mut hists: Vec<Option<FloatHistogram>> = Vec::new();
+    let mut vals: Vec<Option<f64>> = Vec::with_capacity(steps.n);
+    let (mut idx, mut hidx) = (0, 0);
+    for i in 0..steps.n {
+        let t = at.unwrap_or_else(|| steps.t(i)) - off;
+        idx = advance(&s.samples, idx, t);
+        let float = (idx > 0).then(|| s.samples[idx - 1]);
+        if !s.histograms.is_empty() {
+            hidx = advance(&s.histograms, hidx, t);
+            if hidx > 0 {
+                let hp = &s.histograms[hidx - 1];
+                if float.is_none_or(|f| f.t < hp.t) {
+                    if hp.t <= t - lookback || hp.h.is_stale() {
+                        vals.push(None);
+                        continue;
+                    }
+                    any = true;
+                    if want_ts {
+                        vals.push(Some(hp.t as f64 / 1000.0));
+                        continue;
+                    }
+                    if hists.is_empty() {
+                        hists = vec![None; steps.n];
+                    }
+                    hists[i] = Some(hp.h.clone());
+                    vals.push(None);
+                    continue;
+                }
+            }
+        }
+        let v = float.and_then(|x| {
+            if x.t <= t - lookback || is_stale_nan(x.v) {
+                return None;
+            }
+            any = true;
+            Some(if want_ts { x.t as f64 / 1000.0 } else { x.v })
+        });
+        vals.push(v);
+    }
+    any.then(|| VSeries {
+        labels: s.labels.clone(),
+        drop_name: false,
+        vals,
+        hists,
+    })
+}
+
+/// Float aggregation (`sum`, `avg`, `count`, `min`, `max`, `group`, `stddev`, `stdvar`)
+/// of `input` into `ngroups` groups: one value per step and group.
+///
+/// Accumulators live in a flat array indexed by group and step, filled series by series
+/// (each series' values are read sequentially), so every group still accumulates its
+/// members in input order at every step, exactly as a step-by-step evaluation does.
+/// With `threads > 1` the steps are split into ranges evaluated on separate threads.
+fn aggregate_floats(
+    op: TokenId,
+    input: &[VSeries],
+    group_of: &[usize],
+    ngroups: usize,
+    steps: Steps,
+    threads: usize,
+) -> Vec<Vec<Option<f64>>> {
+    // Bound the accumulator array of one chunk (an `Acc` is 72 bytes).
+    const MAX_ACCS: usize = 1 << 16;
+    let chunk_len = (MAX_ACCS / ngroups.max(1)).clamp(1, steps.n.max(1));
+    let chunk_len = if threads > 1 {
+        // Give every thread at least one chunk.
+        chunk_len.min(steps.n.div_ceil(threads).max(1))
+    } else {
+        chunk_len
+    };
+    let chunks: Vec<(usize, usize)> = (0..steps.n)
+        .step_by(chunk_len)
+        .map(|i0| (i0, (i0 + chunk_len).min(steps.n)))
+        .collect();
+    let parts = par::map(&chunks, threads, |_, &(i0, i1)| {
+        let len = i1 - i0;
+        let mut accs = vec![Acc::default(); ngroups * len];
+        for (s, &g) in input.iter().zip(group_of) {
+            let row = &mut accs[g * len..(g + 1) * len];
+            for (acc, v) in row.iter_mut().zip(&s.vals[i0..i1]) {
+                if let Some(v) = v {
+                    acc.add(op, *v);
+                }
+            }
+        }
+        accs
+    });
+    let mut out = vec![Vec::with_capacity(steps.n); ngroups];
+    for (&(i0, i1), accs) in chunks.iter().zip(parts) {
+        let len = i1 - i0;
+        for (g, vals) in out.iter_mut().enumerate() {
+            vals.extend(
+                accs[g * len..(g + 1) * len]
+                    .iter()
+                    .map(|a| (a.count > 0.0).then(|| a.result(op))),
+            );
+        }
+    }
+    out
+}
+
 /// Hash of the labels used for vector matching.
 fn signature(l: &Labels, matching: &Option<LabelModifier>) -> u64 {
     let mut h = DefaultHasher::new();
@@ -1664,14 +1916,25 @@ fn merge_same(series: Vec<VSeries>) -> Vec<VSeries> {
 /// Applies delayed name removal and rejects label sets that collide at the same step.
 pub(crate) fn finalize_names(series: Vec<VSeries>) -> Result<Vec<VSeries>, Error> {
     let mut out: Vec<VSeries> = Vec::with_capacity(series.len());
-    let mut idx: HashMap<Labels, usize> = HashMap::new();
+    // Label sets are looked up by their xxhash (much cheaper than hashing every label
+    // string with SipHash); `chain[k]` links output series whose hashes are equal.
+    let mut idx: HashMap<u64, usize> = HashMap::with_capacity(series.len());
+    let mut chain: Vec<Option<usize>> = Vec::with_capacity(series.len());
     for mut s in series {
         if s.drop_name {
             s.labels = without_name(&s.labels);
             s.drop_name = false;
         }
-        match idx.get(&s.labels) {
-            Some(&k) => {
+        let h = s.labels.stable_hash();
+        let mut found = idx.get(&h).copied();
+        while let Some(k) = found {
+            if out[k].labels == s.labels {
+                break;
+            }
+            found = chain[k];
+        }
+        match found {
+            Some(k) => {
                 for i in 0..s.vals.len() {
                     if s.has_point(i) {
                         if out[k].has_point(i) {
@@ -1684,7 +1947,7 @@ pub(crate) fn finalize_names(series: Vec<VSeries>) -> Result<Vec<VSeries>, Error
                 }
             }
             None => {
-                idx.insert(s.labels.clone(), out.len());
+                chain.push(idx.insert(h, out.len()));
                 out.push(s);
             }
         }
@@ -1966,6 +2229,79 @@ mod tests {
         assert_eq!(binop(T_GTR, 3.0, 2.0), (3.0, true));
         assert_eq!(binop(T_LTE, 3.0, 2.0), (3.0, false));
         assert!(!binop(T_EQLC, f64::NAN, f64::NAN).1);
+    }
+
+    #[test]
+    fn cursor_windows_match_a_search_in_any_direction() {
+        let xs: Vec<Sample> = (0..200)
+            .map(|i| Sample::new(i * 10 + (i % 3), 0.0))
+            .collect();
+        let search = |(lo, hi): (i64, i64)| {
+            let a = xs.partition_point(|x| x.t <= lo);
+            let b = xs.partition_point(|x| x.t <= hi).max(a);
+            (a, b)
+        };
+        let mut c = Cursor::default();
+        // Forward with small and large (galloping) moves, then backwards, then empty.
+        let wins = [
+            (-50, 5),
+            (0, 40),
+            (35, 41),
+            (500, 1200),
+            (1900, 2500),
+            (100, 300),
+            (-10, -5),
+            (3000, 4000),
+        ];
+        for w in wins {
+            let got = c.window(&xs, w);
+            let (a, b) = search(w);
+            assert_eq!(got, &xs[a..b], "window {w:?}");
+        }
+    }
+
+    #[test]
+    fn flat_aggregation_matches_per_step_accumulation_on_any_thread_count() {
+        let n = 300;
+        let steps = Steps {
+            start: 0,
+            step: 1,
+            n,
+        };
+        let input: Vec<VSeries> = (0..400)
+            .map(|j| {
+                let vals = (0..n)
+                    .map(|i| ((i + j) % 7 != 0).then(|| ((i * 31 + j * 17) % 101) as f64 * 0.1))
+                    .collect();
+                VSeries::new(Labels::empty(), false, vals)
+            })
+            .collect();
+        let group_of: Vec<usize> = (0..input.len()).map(|j| j % 3).collect();
+        for op in [
+            T_SUM, T_AVG, T_COUNT, T_MIN, T_MAX, T_GROUP, T_STDDEV, T_STDVAR,
+        ] {
+            let mut want = vec![vec![None; n]; 3];
+            for i in 0..n {
+                let mut accs = vec![Acc::default(); 3];
+                for (s, g) in input.iter().zip(&group_of) {
+                    if let Some(v) = s.vals[i] {
+                        accs[*g].add(op, v);
+                    }
+                }
+                for (w, acc) in want.iter_mut().zip(&accs) {
+                    w[i] = (acc.count > 0.0).then(|| acc.result(op));
+                }
+            }
+            for threads in [1, 2, 3] {
+                let got = aggregate_floats(op, &input, &group_of, 3, steps, threads);
+                let bits = |v: &Vec<Vec<Option<f64>>>| -> Vec<Vec<Option<u64>>> {
+                    v.iter()
+                        .map(|g| g.iter().map(|x| x.map(f64::to_bits)).collect())
+                        .collect()
+                };
+                assert_eq!(bits(&got), bits(&want), "op {op} threads {threads}");
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::eval::{EVal, Evaluator, MSeries, MatrixVal, Owned, Steps, VSeries, exec_err};
 use crate::histfn;
 use crate::mathx::{self, go_max, go_min, kahan_inc, linear_regression};
+use crate::par;
 use crate::value::HPoint;
 
 fn unparen(e: &Expr) -> &Expr {
@@ -58,37 +59,43 @@ fn string_arg(e: &Expr) -> Result<String, Error> {
     }
 }
 
-/// Applies `f` to every window of every series of a range vector.
+/// Applies `f` to every window of every series of a range vector (float samples only;
+/// histograms are ignored with an info annotation). Series are independent, so large
+/// inputs are split between threads (see [`crate::par`]); the output keeps input order.
 fn over_range(
     ev: &mut Evaluator<'_>,
     m: &MatrixVal,
     steps: Steps,
     keep_name: bool,
-    mut f: impl FnMut(&[Sample], usize, (i64, i64)) -> Option<f64>,
+    f: impl Fn(&[Sample], usize, (i64, i64)) -> Option<f64> + Sync,
 ) -> Vec<VSeries> {
-    let mut out = Vec::new();
-    for s in &m.series {
+    let per_series = par::map(&m.series, ev.opts.threads_for(m.work(steps)), |_, s| {
         let mut any = false;
         let mut mixed = false;
+        let mut cursor = m.windows_of(s);
         let vals: Vec<Option<f64>> = (0..steps.n)
             .map(|i| {
-                let w = m.window(s, i);
+                let (w, hw) = cursor.at(i);
                 if w.is_empty() {
                     return None;
                 }
-                mixed |= !s.hists.is_empty() && !m.hwindow(s, i).is_empty();
+                mixed |= !hw.is_empty();
                 let r = f(w, i, m.windows[i]);
                 any |= r.is_some();
                 r
             })
             .collect();
+        (any.then_some(vals), mixed)
+    });
+    let mut out = Vec::new();
+    for (s, (vals, mixed)) in m.series.iter().zip(per_series) {
         if mixed {
             ev.info(format!(
                 "ignored histograms in a range containing both floats and histograms for metric name {:?}",
                 series_metric(s)
             ));
         }
-        if any {
+        if let Some(vals) = vals {
             let mut vs = VSeries::new(s.labels.clone(), s.drop_name, vals);
             if !keep_name {
                 ev.drop_name(&mut vs);
@@ -112,9 +119,9 @@ fn over_range_any(
     for s in &m.series {
         let mut vs = VSeries::new(s.labels.clone(), s.drop_name, vec![None; steps.n]);
         let mut any = false;
+        let mut cursor = m.windows_of(s);
         for i in 0..steps.n {
-            let w = m.window(s, i);
-            let hw = m.hwindow(s, i);
+            let (w, hw) = cursor.at(i);
             if w.is_empty() && hw.is_empty() {
                 continue;
             }
@@ -910,6 +917,15 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
                     ));
                 }
             }
+            if m.series.iter().all(|s| s.hists.is_empty()) {
+                return Ok(EVal::Vector(over_range(
+                    ev,
+                    &m,
+                    steps,
+                    false,
+                    |w, _, win| extrapolated_rate(w, win, counter, rate),
+                )));
+            }
             EVal::Vector(over_range_any(ev, &m, steps, false, |ev, s, w, hw, i| {
                 let win = m.windows[i];
                 if !w.is_empty() && !hw.is_empty() {
@@ -941,6 +957,11 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
         "irate" | "idelta" => {
             let m = matrix_arg(ev, arg(0)?, steps)?;
             let rate = name == "irate";
+            if m.series.iter().all(|s| s.hists.is_empty()) {
+                return Ok(EVal::Vector(over_range(ev, &m, steps, false, |w, _, _| {
+                    instant_value(w, rate)
+                })));
+            }
             EVal::Vector(over_range_any(ev, &m, steps, false, |ev, s, w, hw, _| {
                 let last_two = last_two(w, hw);
                 match last_two {
@@ -1150,14 +1171,26 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
         "quantile_over_time" => {
             let q = scalar_arg(ev, arg(0)?, steps)?;
             let m = matrix_arg(ev, arg(1)?, steps)?;
-            let mut bad = None;
+            let is_bad = |q: f64| q.is_nan() || !(0.0..=1.0).contains(&q);
             let out = over_range(ev, &m, steps, false, |w, i, _| {
-                if q[i].is_nan() || !(0.0..=1.0).contains(&q[i]) {
-                    bad = Some(q[i]);
-                }
                 let mut vals: Vec<f64> = w.iter().map(|x| x.v).collect();
                 Some(mathx::quantile(q[i], &mut vals))
             });
+            // Warn about the out-of-range quantile last used: the latest such step of the
+            // last series that has a sample at one of them.
+            let bad = if q.iter().any(|v| is_bad(*v)) {
+                m.series.iter().rev().find_map(|s| {
+                    let mut cursor = m.windows_of(s);
+                    let used: Vec<bool> =
+                        (0..steps.n).map(|i| !cursor.at(i).0.is_empty()).collect();
+                    (0..steps.n)
+                        .rev()
+                        .find(|&i| used[i] && is_bad(q[i]))
+                        .map(|i| q[i])
+                })
+            } else {
+                None
+            };
             if let Some(b) = bad {
                 ev.warn(format!(
                     "quantile value should be between 0 and 1, got {}",

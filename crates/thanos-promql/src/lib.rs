@@ -4,7 +4,11 @@
 //! parsing with the `promql-parser` crate. Queries are evaluated over a [`Storage`] in two
 //! phases: an asynchronous fetch of every selector's series (concurrently, one select per
 //! distinct matcher set, with [`SelectHints`]), then a synchronous evaluation on a
-//! blocking thread over the decoded samples (see [`storage`] for the rationale).
+//! blocking thread over the decoded samples (see [`storage`] for the rationale; small
+//! evaluations run inline). Range functions slide their windows over each series' samples
+//! without copying them, aggregations accumulate in flat per-group arrays, and large
+//! nodes split their series (or aggregation steps) between
+//! [`EngineOptions::parallelism`] threads with results identical to a single-threaded run.
 //!
 //! Implemented: instant and range queries; 5m default lookback (configurable); staleness
 //! markers; left-open range selectors, lookback and subqueries; `offset`, `@` with
@@ -55,6 +59,7 @@ mod eval;
 mod functions;
 mod histfn;
 mod mathx;
+mod par;
 pub mod storage;
 pub mod value;
 

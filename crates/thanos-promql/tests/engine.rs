@@ -200,6 +200,19 @@ async fn limits_and_errors() {
         "huge subquery grids are refused: {err}"
     );
 
+    // Range selectors count their largest window per series: 2 × 10 samples in 10m.
+    let err = small
+        .instant_query(&s, "rate(http_requests_total[10m])", 1_200_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooManySamples { limit: 10 }), "{err}");
+    // 2 × 6 samples fetched, but the windows `(15m, 20m]` hold only 2 × 5.
+    let ok = small
+        .instant_query(&s, "rate(http_requests_total[5m])", 1_200_000)
+        .await
+        .unwrap();
+    assert_eq!(vector(&ok.value).len(), 2);
+
     let engine = Engine::default();
     let err = engine
         .range_query(&s, "http_requests_total[5m]", 0, 60_000, 60_000)
@@ -360,4 +373,84 @@ fn mixing_floats_and_histograms_warns() {
         panic!("vector expected")
     };
     assert_eq!(v[0].h.as_ref().map(|h| h.count), Some(4.0));
+}
+
+/// Series with stale markers and counter resets, evaluated on one and on two threads.
+fn large_storage() -> MemoryStorage {
+    let mut s = MemoryStorage::new();
+    for inst in 0..300 {
+        for mode in ["idle", "user"] {
+            let l = Labels::from_pairs([
+                ("__name__", "cpu_seconds_total".to_string()),
+                ("instance", format!("i-{inst}")),
+                ("job", format!("j-{}", inst % 7)),
+                ("mode", mode.to_string()),
+            ]);
+            let mut v = 0.0;
+            for i in 0..400i64 {
+                let t = 13_000 + i * 30_000;
+                if inst % 50 == 3 && i == 200 {
+                    s.append(&l, t, stale_nan()).unwrap();
+                    continue;
+                }
+                v += ((inst * 7 + i * 13) % 17) as f64 * 0.37;
+                if inst % 11 == 0 && i == 150 {
+                    v = 1.0;
+                }
+                s.append(&l, t, v).unwrap();
+            }
+        }
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_evaluation_matches_single_threaded() {
+    let s = large_storage();
+    let one = Engine::new(EngineOptions {
+        parallelism: 1,
+        ..EngineOptions::default()
+    });
+    let two = Engine::new(EngineOptions {
+        parallelism: 2,
+        parallel_min_work: 0,
+        ..EngineOptions::default()
+    });
+    let queries = [
+        "cpu_seconds_total",
+        "rate(cpu_seconds_total[5m])",
+        "irate(cpu_seconds_total[2m])",
+        "sum by (mode) (rate(cpu_seconds_total[5m]))",
+        "avg by (job) (increase(cpu_seconds_total[10m]))",
+        "stddev(cpu_seconds_total)",
+        "max_over_time(cpu_seconds_total[30m])",
+        "quantile_over_time(0.9, cpu_seconds_total[15m])",
+        "count by (job) (cpu_seconds_total > 100)",
+    ];
+    let (start, end, step) = (600_000, 12_000_000, 60_000);
+    for q in queries {
+        let a = one.range_query(&s, q, start, end, step).await.unwrap();
+        let b = two.range_query(&s, q, start, end, step).await.unwrap();
+        let Value::Matrix(m) = &a.value else {
+            panic!("matrix expected for {q}")
+        };
+        assert!(!m.is_empty(), "{q} returns series");
+        // Bit-identical floats (NaN-safe), same series, same order, same annotations.
+        let bits = |v: &Value| match v {
+            Value::Matrix(m) => m
+                .iter()
+                .map(|r| {
+                    let pts: Vec<(i64, u64)> =
+                        r.samples.iter().map(|x| (x.t, x.v.to_bits())).collect();
+                    (r.labels.clone(), pts)
+                })
+                .collect::<Vec<_>>(),
+            other => panic!("matrix expected, got {other:?}"),
+        };
+        assert_eq!(bits(&a.value), bits(&b.value), "{q}");
+        assert_eq!((a.warnings, a.infos), (b.warnings, b.infos), "{q}");
+        let ia = one.instant_query(&s, q, end).await.unwrap();
+        let ib = two.instant_query(&s, q, end).await.unwrap();
+        assert_eq!(ia, ib, "instant {q}");
+    }
 }

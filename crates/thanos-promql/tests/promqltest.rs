@@ -740,6 +740,7 @@ fn promqltest_conformance() {
         default_subquery_step_ms: 60 * 1000,
         enable_experimental_functions: true,
         delayed_name_removal: std::env::var_os("PROMQLTEST_EAGER_NAMES").is_none(),
+        ..EngineOptions::default()
     });
     let started = Instant::now();
     let results: Vec<(String, Result<Tally, String>)> = std::thread::scope(|scope| {
