@@ -14,6 +14,8 @@
 #   QUERIES=benches/promql/queries.txt
 #   THANOS_BIN=target/release/thanos   skip the build and use this binary instead
 #   KEEP=1          leave the processes' data and logs in target/bench-data/promql/run
+#   BENCH_DIR=target/bench-data/promql   where the dataset cache, run data, serve.env and
+#                   results go (several people benchmarking at once each use their own)
 #   SERVE=1         set everything up, print the URLs and wait (Ctrl-C stops) instead of
 #                   running the queries: for profiling or poking at single queries
 #
@@ -60,7 +62,7 @@ for tool in python3 curl promtool prometheus; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool not found on PATH" >&2; exit 2; }
 done
 
-base="$root/target/bench-data/promql"
+base="${BENCH_DIR:-$root/target/bench-data/promql}"
 gen_hash="$(sha256sum "$here/gen_openmetrics.py" | cut -c1-10)"
 data="$base/data-i${INSTANCES}-h${HOURS}-s${INTERVAL}-seed${SEED}-${gen_hash}"
 run="$base/run"
