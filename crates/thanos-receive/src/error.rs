@@ -32,8 +32,10 @@ pub enum Reason {
     OddLabelRefs,
     /// Remote write 2.0: a label reference points outside the symbol table.
     SymbolRefOutOfRange,
-    /// Native histogram samples are not stored by this head yet.
-    NativeHistogram,
+    /// A native histogram sample is malformed (bad spans, negative or inconsistent
+    /// counts, bad custom bounds) or shares its timestamp with a float sample of the same
+    /// series: the whole series is rejected.
+    InvalidHistogram,
     /// The sample is older than the newest sample of its series.
     OutOfOrder,
     /// The sample has the newest timestamp of its series but a different value.
@@ -53,7 +55,7 @@ impl Reason {
         Reason::DuplicateLabelName,
         Reason::OddLabelRefs,
         Reason::SymbolRefOutOfRange,
-        Reason::NativeHistogram,
+        Reason::InvalidHistogram,
         Reason::OutOfOrder,
         Reason::DuplicateSample,
         Reason::OutOfBounds,
@@ -86,7 +88,6 @@ impl Reason {
                 | Reason::DuplicateSample
                 | Reason::OutOfBounds
                 | Reason::TooFarInFuture
-                | Reason::NativeHistogram
         )
     }
 
@@ -99,7 +100,7 @@ impl Reason {
             Reason::DuplicateLabelName => "duplicate label name",
             Reason::OddLabelRefs => "odd number of label references",
             Reason::SymbolRefOutOfRange => "label reference out of symbol table range",
-            Reason::NativeHistogram => "native histogram samples are not supported",
+            Reason::InvalidHistogram => "invalid native histogram",
             Reason::OutOfOrder => "out of order sample",
             Reason::DuplicateSample => "duplicate sample for timestamp",
             Reason::OutOfBounds => "out of bounds",
@@ -491,8 +492,8 @@ mod tests {
         assert_eq!(Reason::DuplicateLabelName.kind(), ErrorKind::BadRequest);
         assert_eq!(Reason::OutOfOrder.kind(), ErrorKind::Conflict);
         assert_eq!(Reason::TooFarInFuture.kind(), ErrorKind::Conflict);
-        assert_eq!(Reason::NativeHistogram.kind(), ErrorKind::BadRequest);
-        assert!(!Reason::NativeHistogram.is_series_level());
+        assert_eq!(Reason::InvalidHistogram.kind(), ErrorKind::BadRequest);
+        assert!(Reason::InvalidHistogram.is_series_level());
     }
 
     #[test]

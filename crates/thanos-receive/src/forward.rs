@@ -47,7 +47,7 @@ use crate::hashring::quorum::{
 };
 use crate::reload::SharedHashring;
 use crate::write::Batch;
-use crate::writer::LocalWriter;
+use crate::writer::{LocalWriter, Written};
 
 /// Shortest backoff of a peer that answered `Unavailable`.
 pub const MIN_PEER_BACKOFF: Duration = Duration::from_millis(100);
@@ -387,8 +387,8 @@ impl Distributor {
 
     /// Writes `batch` for `tenant`. `replica` is the 1-based replica number the request
     /// carried (0 = fresh from a client); only RouterIngestor honours it. Returns the
-    /// number of samples written (locally stored ones in IngestorOnly mode, all valid
-    /// samples once quorum is reached in router modes) and the result. Rejections
+    /// samples written (locally stored ones in IngestorOnly mode, all valid samples once
+    /// quorum is reached in router modes) and the result. Rejections
     /// recorded while decoding make the request fail as [`WriteError::Rejected`] after
     /// the valid series were written, unless replication itself failed.
     pub async fn write(
@@ -396,10 +396,10 @@ impl Distributor {
         tenant: &str,
         mut batch: Batch,
         replica: i64,
-    ) -> (u64, Result<(), WriteError>) {
+    ) -> (Written, Result<(), WriteError>) {
         let Some(router) = &self.router else {
             let Some(local) = self.local.clone() else {
-                return (0, Err(WriteError::NotReady));
+                return (Written::default(), Err(WriteError::NotReady));
             };
             let tenant_owned = tenant.to_owned();
             return match tokio::task::spawn_blocking(move || local.write(&tenant_owned, &batch))
@@ -407,7 +407,7 @@ impl Distributor {
             {
                 Ok(written) => written,
                 Err(e) => (
-                    0,
+                    Written::default(),
                     Err(WriteError::Task {
                         tenant: tenant.to_owned(),
                         reason: e.to_string(),
@@ -417,18 +417,22 @@ impl Distributor {
         };
         let replica = if self.local.is_some() { replica } else { 0 };
         let rejections = std::mem::take(&mut batch.rejections);
-        let samples = batch.num_samples() as u64;
+        let histograms = batch.num_histograms() as u64;
+        let written = Written {
+            samples: (batch.num_samples() as u64).saturating_sub(histograms),
+            histograms,
+        };
         if !batch.series.is_empty()
             && let Err(err) = self
                 .replicate(router, tenant, Arc::new(batch), replica)
                 .await
         {
-            return (0, Err(err));
+            return (Written::default(), Err(err));
         }
         if rejections.is_empty() {
-            (samples, Ok(()))
+            (written, Ok(()))
         } else {
-            (samples, Err(WriteError::Rejected(Box::new(rejections))))
+            (written, Err(WriteError::Rejected(Box::new(rejections))))
         }
     }
 
@@ -741,6 +745,7 @@ mod tests {
         Batch::from_series(
             (0..n)
                 .map(|i| SeriesSamples {
+                    histograms: Vec::new(),
                     labels: Labels::from_pairs([("__name__", "m"), ("i", &*i.to_string())]),
                     samples: vec![Sample::new(now, i as f64)],
                 })
@@ -880,7 +885,7 @@ mod tests {
         );
         let (written, result) = d.write("tenant", batch(30), 0).await;
         result.unwrap();
-        assert_eq!(written, 30);
+        assert_eq!(written.samples, 30);
         // Let writes beyond quorum finish.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let local = tsdb.get("tenant").map_or(0, |h| h.num_series());

@@ -43,7 +43,7 @@ use crate::forward::Distributor;
 use crate::limits::Limiter;
 use crate::multitsdb::{MultiTsdb, validate_tenant};
 use crate::write::{Protocol, WriteLimits, decode_request, negotiate};
-use crate::writer::LocalWriter;
+use crate::writer::{LocalWriter, Written};
 
 /// Path of the remote-write endpoint.
 pub const RECEIVE_PATH: &str = "/api/v1/receive";
@@ -179,7 +179,7 @@ struct Outcome {
     protocol: Option<Protocol>,
     series: usize,
     samples: usize,
-    written: u64,
+    written: Written,
     result: Result<(), WriteError>,
 }
 
@@ -247,7 +247,7 @@ impl Handler {
             protocol: None,
             series: 0,
             samples: 0,
-            written: 0,
+            written: Written::default(),
             result: Ok(()),
         };
         if !self.inner.prober.is_ready() {
@@ -374,7 +374,7 @@ impl Handler {
         replica: i64,
         body: Bytes,
         limits: WriteLimits,
-    ) -> (usize, usize, u64, Result<(), WriteError>) {
+    ) -> (usize, usize, Written, Result<(), WriteError>) {
         let relabel = Arc::clone(&self.inner.options.relabel);
         let decoded = tokio::task::spawn_blocking(move || {
             let mut batch = decode_request(protocol, &body, &limits)?;
@@ -384,18 +384,18 @@ impl Handler {
         .await;
         let batch = match decoded {
             Ok(Ok(batch)) => batch,
-            Ok(Err(err)) => return (0, 0, 0, Err(err)),
+            Ok(Err(err)) => return (0, 0, Written::default(), Err(err)),
             Err(err) => {
                 let err = WriteError::Task {
                     tenant,
                     reason: err.to_string(),
                 };
-                return (0, 0, 0, Err(err));
+                return (0, 0, Written::default(), Err(err));
             }
         };
         let (series, samples) = (batch.received_series(), batch.received_samples());
         if batch.series.is_empty() && batch.rejections.is_empty() {
-            return (series, samples, 0, Ok(()));
+            return (series, samples, Written::default(), Ok(()));
         }
         let (written, result) = self.inner.distributor.write(&tenant, batch, replica).await;
         (series, samples, written, result)
@@ -462,8 +462,11 @@ async fn receive(State(handler): State<Handler>, headers: HeaderMap, body: Body)
     };
     if outcome.protocol == Some(Protocol::V2) {
         let h = response.headers_mut();
-        h.insert(SAMPLES_WRITTEN, HeaderValue::from(outcome.written));
-        h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(0u64));
+        h.insert(SAMPLES_WRITTEN, HeaderValue::from(outcome.written.samples));
+        h.insert(
+            HISTOGRAMS_WRITTEN,
+            HeaderValue::from(outcome.written.histograms),
+        );
         h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(0u64));
     }
     response

@@ -1,7 +1,7 @@
-//! The in-memory head of one tenant: series with XOR chunks, append rules and queries.
+//! The in-memory head of one tenant: series with XOR and native histogram chunks, append
+//! rules and queries.
 //!
-//! Mirrors Prometheus's `tsdb/head` (`head.go`, `head_append.go`, `head_read.go`) for float
-//! samples:
+//! Mirrors Prometheus's `tsdb/head` (`head.go`, `head_append.go`, `head_read.go`):
 //!
 //! * Series are interned by label set in striped hash maps keyed by
 //!   [`Labels::stable_hash`]; hash collisions are kept in a per-stripe side map, as
@@ -11,7 +11,14 @@
 //! * Each series holds closed, exactly-sized XOR chunks plus one open chunk; the open chunk
 //!   is cut after [`HeadOptions::samples_per_chunk`] samples (120, as Prometheus) or when
 //!   a sample crosses the chunk-range boundary (2h-aligned), so chunks never span blocks.
-//! * Append rules (per sample): `t` further than the too-far-in-future window ahead of
+//! * Native histograms (integer and float) go into histogram chunks (encodings 2 and 3)
+//!   under the same cutting rules. A series holds one open chunk at a time: a sample of
+//!   another type (float, integer histogram, float histogram) closes it and starts one of
+//!   its own type, as Prometheus does. When the chunk appender refuses a histogram
+//!   (counter reset, schema or zero-threshold change, gauge/counter switch) a new chunk
+//!   is cut with the counter-reset header the appender's reason calls for. A series'
+//!   histograms are appended after its float samples of the same request.
+//! * Append rules (per sample, floats and histograms alike): `t` further than the too-far-in-future window ahead of
 //!   now → [`Reason::TooFarInFuture`], checked before anything is touched, so a wild
 //!   timestamp neither creates the series nor moves the head's max time; `t` below the
 //!   minimum valid time (`max(min_valid_time, max_time - chunk_range/2)`) →
@@ -30,7 +37,8 @@
 //! record for the series it created and a samples record for every sample it accepted
 //! (identical resends included), and waits for the group-commit fsync before returning.
 //! Appending to memory and logging happen under one per-head lock, so the WAL holds
-//! every series' samples in the order they were appended and replays without
+//! every series' samples in the order they were appended (a record holds one sample
+//! type; a batch switching types writes several records, in order) and replays without
 //! out-of-order rejections; the fsync wait happens outside that lock and is shared by
 //! concurrent writers. Series references in the WAL are the head's own series IDs,
 //! which replay keeps, so later records keep referring to the same series.
@@ -43,11 +51,20 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use bytes::Bytes;
 use prometheus::{IntCounter, IntGauge};
-use thanos_model::{Label, Labels, Matcher, Sample, XorChunk, XorIterator};
-use thanos_wal::record::{RefSample, RefSeries, encode_samples, encode_series};
+use thanos_model::chunkenc::histogram::{
+    AppendOutcome, CounterResetHeader, CutReason, FloatHistogramChunk, FloatHistogramIterator,
+    HistogramChunk, HistogramIterator,
+};
+use thanos_model::chunkenc::{SampleIterator, decode_any};
+use thanos_model::{ChunkError, Encoding, Label, Labels, Matcher, Sample, XorChunk, XorIterator};
+use thanos_wal::record::{
+    RefFloatHistogramSample, RefHistogramSample, RefSample, RefSeries,
+    encode_float_histogram_samples, encode_histogram_samples, encode_samples, encode_series,
+};
 use thanos_wal::wlog::{GroupCommitWal, WalError};
 
 use crate::error::{Reason, Rejections};
+use crate::histogram::{HistogramSample, HistogramValue};
 use crate::write::{Batch, SeriesSamples};
 
 /// Settings of a head.
@@ -292,12 +309,103 @@ impl MemSeries {
 struct ClosedChunk {
     min_t: i64,
     max_t: i64,
+    encoding: Encoding,
     data: Bytes,
+}
+
+/// The open histogram chunk of a series: integer or float counts.
+enum HistChunk {
+    Int(HistogramChunk),
+    Float(FloatHistogramChunk),
+}
+
+impl HistChunk {
+    /// An empty chunk for the kind of `v` with counter-reset header `header`.
+    fn for_value(v: &HistogramValue, header: CounterResetHeader) -> Self {
+        match v {
+            HistogramValue::Int(_) => Self::Int(HistogramChunk::with_header(header)),
+            HistogramValue::Float(_) => Self::Float(FloatHistogramChunk::with_header(header)),
+        }
+    }
+
+    /// True when `v` has the kind of this chunk (integer or float counts).
+    fn holds(&self, v: &HistogramValue) -> bool {
+        matches!(
+            (self, v),
+            (Self::Int(_), HistogramValue::Int(_)) | (Self::Float(_), HistogramValue::Float(_))
+        )
+    }
+
+    /// Appends `v`, which must be of the chunk's kind (see [`HistChunk::holds`]).
+    fn append(&mut self, t: i64, v: &HistogramValue) -> Result<AppendOutcome, ChunkError> {
+        match (self, v) {
+            (Self::Int(c), HistogramValue::Int(h)) => c.append(t, h),
+            (Self::Float(c), HistogramValue::Float(h)) => c.append(t, h),
+            _ => Ok(AppendOutcome::NewChunk(CutReason::LayoutChanged)),
+        }
+    }
+
+    fn num_samples(&self) -> usize {
+        match self {
+            Self::Int(c) => c.num_samples(),
+            Self::Float(c) => c.num_samples(),
+        }
+    }
+
+    fn min_time(&self) -> Option<i64> {
+        match self {
+            Self::Int(c) => c.min_time(),
+            Self::Float(c) => c.min_time(),
+        }
+    }
+
+    fn max_time(&self) -> Option<i64> {
+        match self {
+            Self::Int(c) => c.max_time(),
+            Self::Float(c) => c.max_time(),
+        }
+    }
+
+    fn encoding(&self) -> Encoding {
+        match self {
+            Self::Int(_) => Encoding::Histogram,
+            Self::Float(_) => Encoding::FloatHistogram,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Int(c) => c.bytes(),
+            Self::Float(c) => c.bytes(),
+        }
+    }
+
+    /// The chunk as a [`ChunkMeta`] (`None` when empty).
+    fn meta(&self) -> Option<ChunkMeta> {
+        Some(ChunkMeta {
+            min_time: self.min_time()?,
+            max_time: self.max_time()?,
+            encoding: self.encoding(),
+            data: Bytes::copy_from_slice(self.bytes()),
+        })
+    }
+}
+
+/// Histogram state of a series whose newest sample or open chunk is a histogram.
+#[derive(Default)]
+struct HistState {
+    /// The open histogram chunk (none after a truncation moved it to the closed ones).
+    open: Option<HistChunk>,
+    /// The newest histogram sample, for telling identical resends from conflicts.
+    last: Option<HistogramValue>,
 }
 
 struct SeriesState {
     closed: Vec<ClosedChunk>,
     open: XorChunk,
+    /// Set while the series' newest sample is a histogram; at most one of `open` and
+    /// `hist.open` holds samples (a sample of the other type cuts the open chunk).
+    hist: Option<Box<HistState>>,
     /// Exclusive end of the chunk range the open chunk belongs to.
     open_end: i64,
     /// Timestamp and value bits of the newest sample (`i64::MIN` when empty).
@@ -311,11 +419,17 @@ enum Appended {
     Identical,
 }
 
+/// Exclusive end of the `range`-aligned chunk range holding `t`.
+fn range_end(t: i64, range: i64) -> i64 {
+    t.div_euclid(range).saturating_add(1).saturating_mul(range)
+}
+
 impl SeriesState {
     fn new() -> Self {
         Self {
             closed: Vec::new(),
             open: XorChunk::new(),
+            hist: None,
             open_end: i64::MIN,
             last_t: i64::MIN,
             last_v: 0,
@@ -337,12 +451,18 @@ impl SeriesState {
                 return Err(Reason::OutOfOrder);
             }
             if s.t == self.last_t {
-                return if s.v.to_bits() == self.last_v {
+                return if self.hist.is_none() && s.v.to_bits() == self.last_v {
                     Ok(Appended::Identical)
                 } else {
                     Err(Reason::DuplicateSample)
                 };
             }
+        }
+        if let Some(hist) = self.hist.take()
+            && let Some(open) = hist.open
+        {
+            // The sample type changes: the histogram chunk is closed.
+            self.close_hist(&open);
         }
         if !self.open.is_empty()
             && (self.open.num_samples() >= opts.samples_per_chunk || s.t >= self.open_end)
@@ -350,16 +470,88 @@ impl SeriesState {
             self.cut();
         }
         if self.open.is_empty() {
-            let range = opts.chunk_range_ms;
-            self.open_end =
-                s.t.div_euclid(range)
-                    .saturating_add(1)
-                    .saturating_mul(range);
+            self.open_end = range_end(s.t, opts.chunk_range_ms);
             chunks_created.inc();
         }
         self.open.append(s.t, s.v);
         self.last_t = s.t;
         self.last_v = s.v.to_bits();
+        Ok(Appended::New)
+    }
+
+    /// Appends a native histogram sample with the same order and duplicate rules as
+    /// floats. The open chunk is cut when the sample type changes (float, integer or
+    /// float histogram), when it is full or crosses the chunk range, and when the chunk
+    /// appender asks for a new chunk (counter reset, schema change, …), which then gets
+    /// the counter-reset header the appender's reason calls for.
+    fn append_histogram(
+        &mut self,
+        t: i64,
+        v: &HistogramValue,
+        opts: &HeadOptions,
+        chunks_created: &IntCounter,
+    ) -> Result<Appended, Reason> {
+        if !self.is_empty() {
+            if t < self.last_t {
+                return Err(Reason::OutOfOrder);
+            }
+            if t == self.last_t {
+                let last = self.hist.as_ref().and_then(|h| h.last.as_ref());
+                return match last {
+                    Some(last) if last.same_as(v) => Ok(Appended::Identical),
+                    _ => Err(Reason::DuplicateSample),
+                };
+            }
+        }
+        if !self.open.is_empty() {
+            // The sample type changes: the float chunk is closed.
+            self.cut();
+        }
+        let mut hist = self.hist.take().unwrap_or_default();
+        let mut header = CounterResetHeader::Unknown;
+        if let Some(open) = &mut hist.open {
+            let fits =
+                open.holds(v) && open.num_samples() < opts.samples_per_chunk && t < self.open_end;
+            let outcome = if fits {
+                match open.append(t, v) {
+                    Ok(outcome) => Some(outcome),
+                    Err(_) => {
+                        self.hist = Some(hist);
+                        return Err(Reason::InvalidHistogram);
+                    }
+                }
+            } else {
+                None
+            };
+            match outcome {
+                Some(AppendOutcome::Appended | AppendOutcome::Recoded) => {
+                    hist.last = Some(v.clone());
+                    self.hist = Some(hist);
+                    self.last_t = t;
+                    return Ok(Appended::New);
+                }
+                Some(AppendOutcome::NewChunk(reason)) => header = reason.next_chunk_header(),
+                None => {}
+            }
+            if let Some(open) = hist.open.take() {
+                self.close_hist(&open);
+            }
+        }
+        let mut chunk = HistChunk::for_value(v, header);
+        let appended = matches!(
+            chunk.append(t, v),
+            Ok(AppendOutcome::Appended | AppendOutcome::Recoded)
+        );
+        if !appended {
+            self.hist = Some(hist);
+            return Err(Reason::InvalidHistogram);
+        }
+        chunks_created.inc();
+        self.open_end = range_end(t, opts.chunk_range_ms);
+        hist.open = Some(chunk);
+        hist.last = Some(v.clone());
+        self.hist = Some(hist);
+        self.last_t = t;
         Ok(Appended::New)
     }
 
@@ -369,61 +561,120 @@ impl SeriesState {
             return;
         };
         let data = Bytes::from(open.into_bytes().into_boxed_slice());
-        self.closed.push(ClosedChunk { min_t, max_t, data });
+        self.closed.push(ClosedChunk {
+            min_t,
+            max_t,
+            encoding: Encoding::Xor,
+            data,
+        });
+    }
+
+    fn close_hist(&mut self, open: &HistChunk) {
+        if let Some(m) = open.meta() {
+            self.closed.push(ClosedChunk {
+                min_t: m.min_time,
+                max_t: m.max_time,
+                encoding: m.encoding,
+                data: m.data,
+            });
+        }
+    }
+
+    fn open_hist(&self) -> Option<&HistChunk> {
+        self.hist.as_ref().and_then(|h| h.open.as_ref())
+    }
+
+    /// The open chunk (float or histogram) as a [`ChunkMeta`], if it holds samples.
+    fn open_meta(&self) -> Option<ChunkMeta> {
+        if let Some(h) = self.open_hist() {
+            return h.meta();
+        }
+        Some(ChunkMeta {
+            min_time: self.open.min_time()?,
+            max_time: self.open.max_time()?,
+            encoding: Encoding::Xor,
+            data: Bytes::copy_from_slice(self.open.bytes()),
+        })
+    }
+
+    /// Time range of the open chunk (float or histogram), if it holds samples.
+    fn open_range(&self) -> Option<(i64, i64)> {
+        match self.open_hist() {
+            Some(h) => Some((h.min_time()?, h.max_time()?)),
+            None => Some((self.open.min_time()?, self.open.max_time()?)),
+        }
     }
 
     /// True when the series holds no sample in memory.
     fn has_no_data(&self) -> bool {
-        self.closed.is_empty() && self.open.is_empty()
+        self.closed.is_empty() && self.open.is_empty() && self.open_hist().is_none()
     }
 
     /// Chunks holding the samples in `[mint, maxt)` (end-exclusive, as block ranges are);
     /// a chunk reaching outside the range is re-encoded with only the samples inside.
     fn chunks_in_block_range(&self, mint: i64, maxt: i64) -> Vec<ChunkMeta> {
         let mut out = Vec::new();
-        let mut take = |min_t: i64, max_t: i64, data: Bytes| {
-            if max_t < mint || min_t >= maxt {
+        let mut take = |c: ChunkMeta| {
+            if c.max_time < mint || c.min_time >= maxt {
                 return;
             }
-            if min_t >= mint && max_t < maxt {
-                out.push(ChunkMeta {
-                    min_time: min_t,
-                    max_time: max_t,
-                    data,
-                });
-            } else if let Some(part) = reencode(&data, mint, maxt) {
-                out.push(part);
+            if c.min_time >= mint && c.max_time < maxt {
+                out.push(c);
+            } else {
+                out.extend(reencode(c.encoding, &c.data, mint, maxt));
             }
         };
         for c in &self.closed {
-            take(c.min_t, c.max_t, c.data.clone());
+            take(ChunkMeta {
+                min_time: c.min_t,
+                max_time: c.max_t,
+                encoding: c.encoding,
+                data: c.data.clone(),
+            });
         }
-        if let (Some(a), Some(b)) = (self.open.min_time(), self.open.max_time()) {
-            take(a, b, Bytes::copy_from_slice(self.open.bytes()));
+        if let Some(open) = self.open_meta() {
+            take(open);
         }
         out
     }
 
     /// Drops every sample older than `mint`; returns the number of chunks removed.
     fn truncate(&mut self, mint: i64) -> u64 {
-        let before = self.closed.len();
         let mut removed = 0;
-        self.closed.retain_mut(|c| {
-            if c.max_t < mint {
-                return false;
-            }
-            if c.min_t < mint {
-                match reencode(&c.data, mint, i64::MAX) {
-                    Some(part) => {
-                        c.min_t = part.min_time;
-                        c.data = part.data;
+        if self.closed.iter().any(|c| c.min_t < mint) {
+            let mut kept = Vec::with_capacity(self.closed.len());
+            for c in std::mem::take(&mut self.closed) {
+                if c.max_t < mint {
+                    removed += 1;
+                } else if c.min_t < mint {
+                    let parts = reencode(c.encoding, &c.data, mint, i64::MAX);
+                    if parts.is_empty() {
+                        removed += 1;
                     }
-                    None => return false,
+                    kept.extend(parts.into_iter().map(ClosedChunk::from));
+                } else {
+                    kept.push(c);
                 }
             }
-            true
-        });
-        removed += (before - self.closed.len()) as u64;
+            self.closed = kept;
+        }
+        if let Some(hist) = &mut self.hist
+            && let Some((a, b)) = hist
+                .open
+                .as_ref()
+                .and_then(|h| Some((h.min_time()?, h.max_time()?)))
+            && a < mint
+        {
+            let open = hist.open.take();
+            if b < mint {
+                removed += 1;
+            } else if let Some(open) = open {
+                // The part at or after `mint` is closed; a later histogram starts a new
+                // chunk.
+                let parts = reencode(open.encoding(), open.bytes(), mint, i64::MAX);
+                self.closed.extend(parts.into_iter().map(ClosedChunk::from));
+            }
+        }
         if let (Some(a), Some(b)) = (self.open.min_time(), self.open.max_time()) {
             if b < mint {
                 self.open = XorChunk::new();
@@ -444,15 +695,14 @@ impl SeriesState {
         self.closed
             .first()
             .map(|c| c.min_t)
-            .or_else(|| self.open.min_time())
+            .or_else(|| self.open_range().map(|(a, _)| a))
     }
 
     fn overlaps(&self, mint: i64, maxt: i64) -> bool {
         self.closed
             .iter()
             .any(|c| c.max_t >= mint && c.min_t <= maxt)
-            || matches!((self.open.min_time(), self.open.max_time()),
-                (Some(a), Some(b)) if b >= mint && a <= maxt)
+            || matches!(self.open_range(), Some((a, b)) if b >= mint && a <= maxt)
     }
 
     fn chunks(&self, mint: i64, maxt: i64) -> Vec<ChunkMeta> {
@@ -463,54 +713,123 @@ impl SeriesState {
             .map(|c| ChunkMeta {
                 min_time: c.min_t,
                 max_time: c.max_t,
+                encoding: c.encoding,
                 data: c.data.clone(),
             })
             .collect();
-        if let (Some(a), Some(b)) = (self.open.min_time(), self.open.max_time())
+        if let Some((a, b)) = self.open_range()
             && b >= mint
             && a <= maxt
         {
-            out.push(ChunkMeta {
-                min_time: a,
-                max_time: b,
-                data: Bytes::copy_from_slice(self.open.bytes()),
-            });
+            out.extend(self.open_meta());
         }
         out
     }
 }
 
-/// One XOR chunk of a series as returned by queries.
+impl From<ChunkMeta> for ClosedChunk {
+    fn from(c: ChunkMeta) -> Self {
+        Self {
+            min_t: c.min_time,
+            max_t: c.max_time,
+            encoding: c.encoding,
+            data: c.data,
+        }
+    }
+}
+
+/// One chunk of a series as returned by queries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkMeta {
     /// Timestamp of the first sample.
     pub min_time: i64,
     /// Timestamp of the last sample.
     pub max_time: i64,
-    /// XOR chunk bytes (sample-count header included, encoding byte excluded), exactly
-    /// as stored in TSDB chunk files.
+    /// The chunk encoding: XOR for float samples, histogram or float histogram for
+    /// native histograms.
+    pub encoding: Encoding,
+    /// Chunk bytes (sample-count header included, encoding byte excluded), exactly as
+    /// stored in TSDB chunk files.
     pub data: Bytes,
 }
 
 impl ChunkMeta {
-    /// Iterates the chunk's samples.
+    /// Iterates the chunk's float samples (nothing for a histogram chunk; see
+    /// [`ChunkMeta::decode`]).
     pub fn iter(&self) -> XorIterator<'_> {
-        XorIterator::new(&self.data)
+        let data: &[u8] = if self.encoding == Encoding::Xor {
+            &self.data
+        } else {
+            &[]
+        };
+        XorIterator::new(data)
+    }
+
+    /// Iterates the chunk's samples whatever its encoding.
+    pub fn decode(&self) -> Result<SampleIterator<'_>, ChunkError> {
+        decode_any(self.encoding.as_u8(), &self.data)
     }
 }
 
-/// Re-encodes the samples of XOR chunk `data` that lie in `[mint, maxt)`; `None` when
-/// there are none.
-fn reencode(data: &[u8], mint: i64, maxt: i64) -> Option<ChunkMeta> {
-    let mut chunk = XorChunk::new();
-    for s in XorIterator::new(data).filter(|s| s.t >= mint && s.t < maxt) {
-        chunk.append(s.t, s.v);
+/// Re-encodes the samples of chunk `data` that lie in `[mint, maxt)`; empty when there
+/// are none. Histogram samples keep their decoded counter-reset hints, so the first
+/// re-encoded chunk gets the header the original chunk implies.
+fn reencode(encoding: Encoding, data: &[u8], mint: i64, maxt: i64) -> Vec<ChunkMeta> {
+    let inside = |t: i64| t >= mint && t < maxt;
+    match encoding {
+        Encoding::Histogram => reencode_hist(
+            HistogramIterator::new(data)
+                .filter(|(t, _)| inside(*t))
+                .map(|(t, h)| (t, HistogramValue::Int(h))),
+        ),
+        Encoding::FloatHistogram => reencode_hist(
+            FloatHistogramIterator::new(data)
+                .filter(|(t, _)| inside(*t))
+                .map(|(t, h)| (t, HistogramValue::Float(h))),
+        ),
+        _ => {
+            let mut chunk = XorChunk::new();
+            for s in XorIterator::new(data).filter(|s| inside(s.t)) {
+                chunk.append(s.t, s.v);
+            }
+            let (Some(min_time), Some(max_time)) = (chunk.min_time(), chunk.max_time()) else {
+                return Vec::new();
+            };
+            vec![ChunkMeta {
+                min_time,
+                max_time,
+                encoding: Encoding::Xor,
+                data: Bytes::from(chunk.into_bytes()),
+            }]
+        }
     }
-    Some(ChunkMeta {
-        min_time: chunk.min_time()?,
-        max_time: chunk.max_time()?,
-        data: Bytes::from(chunk.into_bytes()),
-    })
+}
+
+/// Appends histogram samples to as many chunks as the chunk appender asks for.
+fn reencode_hist(samples: impl Iterator<Item = (i64, HistogramValue)>) -> Vec<ChunkMeta> {
+    let mut out = Vec::new();
+    let mut chunk: Option<HistChunk> = None;
+    for (t, v) in samples {
+        if let Some(c) = &mut chunk {
+            match c.append(t, &v) {
+                Ok(AppendOutcome::Appended | AppendOutcome::Recoded) => continue,
+                Ok(AppendOutcome::NewChunk(reason)) => {
+                    out.extend(c.meta());
+                    let mut fresh = HistChunk::for_value(&v, reason.next_chunk_header());
+                    // Decoded samples of one chunk fit an empty chunk of their kind.
+                    let _ = fresh.append(t, &v);
+                    chunk = Some(fresh);
+                    continue;
+                }
+                Err(_) => continue,
+            }
+        }
+        let mut fresh = HistChunk::for_value(&v, CounterResetHeader::Unknown);
+        let _ = fresh.append(t, &v);
+        chunk = Some(fresh);
+    }
+    out.extend(chunk.as_ref().and_then(HistChunk::meta));
+    out
 }
 
 /// A series returned by [`Head::select`].
@@ -533,8 +852,13 @@ impl HeadSeries {
 /// Result of [`Head::append_batch`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppendReport {
-    /// Samples stored.
+    /// Samples stored (floats and histograms).
     pub appended: u64,
+    /// Histogram samples accepted: stored or identical resends (also counted in
+    /// `appended` / `identical`).
+    pub histograms: u64,
+    /// Histogram samples stored (also counted in `appended`).
+    pub histograms_appended: u64,
     /// Identical resends of the newest sample, accepted without storing anything.
     pub identical: u64,
     /// Series created by this batch.
@@ -555,6 +879,9 @@ pub struct HeadMetrics {
     pub chunks_created: IntCounter,
     /// `prometheus_tsdb_head_samples_appended_total{type="float"}`.
     pub samples_appended: IntCounter,
+    /// `prometheus_tsdb_head_samples_appended_total{type="histogram"}` (integer and float
+    /// histograms).
+    pub histograms_appended: IntCounter,
     /// `prometheus_tsdb_out_of_order_samples_total{type="float"}`.
     pub out_of_order: IntCounter,
     /// `prometheus_tsdb_out_of_bounds_samples_total{type="float"}` (too far in the future
@@ -575,6 +902,7 @@ impl HeadMetrics {
             series_created: counter("prometheus_tsdb_head_series_created_total"),
             chunks_created: counter("prometheus_tsdb_head_chunks_created_total"),
             samples_appended: counter("prometheus_tsdb_head_samples_appended_total"),
+            histograms_appended: counter("prometheus_tsdb_head_samples_appended_total"),
             out_of_order: counter("prometheus_tsdb_out_of_order_samples_total"),
             out_of_bounds: counter("prometheus_tsdb_out_of_bounds_samples_total"),
         }
@@ -611,26 +939,95 @@ pub enum AppendError {
     WalBroken,
 }
 
-/// WAL records collected while appending one batch.
+/// Sample type of the records a [`WalBatch`] is collecting.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+enum SampleKind {
+    #[default]
+    Float,
+    Histogram,
+    FloatHistogram,
+}
+
+/// WAL records collected while appending one batch: a series record, then sample
+/// records in append order. Samples of one type go into one record; when the type
+/// changes, the collected record is sealed and a new one starts, so replay appends every
+/// series' samples in the order they were appended.
 #[derive(Default)]
 struct WalBatch {
     series: Vec<RefSeries>,
+    kind: SampleKind,
     samples: Vec<RefSample>,
+    histograms: Vec<RefHistogramSample>,
+    float_histograms: Vec<RefFloatHistogramSample>,
+    /// Sample records already encoded, in order.
+    sealed: Vec<Vec<u8>>,
 }
 
 impl WalBatch {
-    fn encode(&self) -> Vec<Vec<u8>> {
-        let mut records = Vec::with_capacity(2);
+    fn push_sample(&mut self, sample: RefSample) {
+        self.switch(SampleKind::Float);
+        self.samples.push(sample);
+    }
+
+    fn push_histogram(&mut self, series_ref: u64, t: i64, v: &HistogramValue) {
+        match v {
+            HistogramValue::Int(h) => {
+                self.switch(SampleKind::Histogram);
+                self.histograms.push(RefHistogramSample {
+                    series_ref,
+                    t,
+                    h: h.clone(),
+                });
+            }
+            HistogramValue::Float(fh) => {
+                self.switch(SampleKind::FloatHistogram);
+                self.float_histograms.push(RefFloatHistogramSample {
+                    series_ref,
+                    t,
+                    fh: fh.clone(),
+                });
+            }
+        }
+    }
+
+    fn switch(&mut self, kind: SampleKind) {
+        if self.kind != kind {
+            self.seal();
+            self.kind = kind;
+        }
+    }
+
+    /// Encodes the samples collected so far into a record of their own.
+    fn seal(&mut self) {
+        if !self.samples.is_empty() {
+            let mut buf = Vec::new();
+            encode_samples(&self.samples, &mut buf);
+            self.sealed.push(buf);
+            self.samples.clear();
+        }
+        if !self.histograms.is_empty() {
+            let mut buf = Vec::new();
+            encode_histogram_samples(&self.histograms, &mut buf);
+            self.sealed.push(buf);
+            self.histograms.clear();
+        }
+        if !self.float_histograms.is_empty() {
+            let mut buf = Vec::new();
+            encode_float_histogram_samples(&self.float_histograms, &mut buf);
+            self.sealed.push(buf);
+            self.float_histograms.clear();
+        }
+    }
+
+    fn encode(mut self) -> Vec<Vec<u8>> {
+        self.seal();
+        let mut records = Vec::with_capacity(1 + self.sealed.len());
         if !self.series.is_empty() {
             let mut buf = Vec::new();
             encode_series(&self.series, &mut buf);
             records.push(buf);
         }
-        if !self.samples.is_empty() {
-            let mut buf = Vec::new();
-            encode_samples(&self.samples, &mut buf);
-            records.push(buf);
-        }
+        records.append(&mut self.sealed);
         records
     }
 }
@@ -804,29 +1201,33 @@ impl Head {
         let mut batch_min = i64::MAX;
         let mut batch_max = i64::MIN;
         let mut accepted = Vec::new();
+        let mut accepted_h = Vec::new();
         for series in &batch.series {
             // Checks that need no series state run first, so samples rejected by them
             // change nothing (not even the series index).
             accepted.clear();
-            for &s in &series.samples {
-                let reason = if future_limit.is_some_and(|limit| s.t > limit) {
+            accepted_h.clear();
+            let mut check = |t: i64| {
+                let reason = if future_limit.is_some_and(|limit| t > limit) {
                     Reason::TooFarInFuture
-                } else if s.t < min_valid {
+                } else if t < min_valid {
                     Reason::OutOfBounds
                 } else {
-                    accepted.push(s);
-                    continue;
+                    return true;
                 };
                 report
                     .rejections
-                    .add(reason, 1, || format!("{} t={}", series.labels, s.t));
-            }
-            if accepted.is_empty() {
+                    .add(reason, 1, || format!("{} t={}", series.labels, t));
+                false
+            };
+            accepted.extend(series.samples.iter().copied().filter(|s| check(s.t)));
+            accepted_h.extend(series.histograms.iter().filter(|h| check(h.t)));
+            if accepted.is_empty() && accepted_h.is_empty() {
                 continue;
             }
             self.append_series(
                 series,
-                &accepted,
+                (&accepted, &accepted_h),
                 &mut report,
                 (&mut batch_min, &mut batch_max),
                 log.as_deref_mut(),
@@ -837,7 +1238,9 @@ impl Head {
             self.max_time.fetch_max(batch_max, Ordering::AcqRel);
         }
         let m = &self.metrics;
-        m.samples_appended.inc_by(report.appended);
+        m.samples_appended
+            .inc_by(report.appended - report.histograms_appended);
+        m.histograms_appended.inc_by(report.histograms_appended);
         m.out_of_order
             .inc_by(report.rejections.count(Reason::OutOfOrder));
         m.out_of_bounds.inc_by(
@@ -850,7 +1253,7 @@ impl Head {
     fn append_series(
         &self,
         series: &SeriesSamples,
-        samples: &[Sample],
+        (samples, histograms): (&[Sample], &[&HistogramSample]),
         report: &mut AppendReport,
         (batch_min, batch_max): (&mut i64, &mut i64),
         mut log: Option<&mut WalBatch>,
@@ -873,7 +1276,7 @@ impl Head {
                             // Identical resends are logged too: the first copy may have
                             // reached memory without its WAL record being acknowledged.
                             if let Some(log) = log.as_deref_mut() {
-                                log.samples.push(RefSample {
+                                log.push_sample(RefSample {
                                     series_ref: s.series_ref,
                                     t: sample.t,
                                     v: sample.v,
@@ -883,6 +1286,33 @@ impl Head {
                         Err(reason) => report
                             .rejections
                             .add(reason, 1, || format!("{} t={}", series.labels, sample.t)),
+                    }
+                }
+                // Histograms follow the series' floats, as in Prometheus's write handler.
+                for h in histograms {
+                    match state.append_histogram(
+                        h.t,
+                        &h.value,
+                        &self.options,
+                        &self.metrics.chunks_created,
+                    ) {
+                        Ok(appended) => {
+                            if matches!(appended, Appended::New) {
+                                report.appended += 1;
+                                report.histograms_appended += 1;
+                                *batch_min = (*batch_min).min(h.t);
+                                *batch_max = (*batch_max).max(h.t);
+                            } else {
+                                report.identical += 1;
+                            }
+                            report.histograms += 1;
+                            if let Some(log) = log.as_deref_mut() {
+                                log.push_histogram(s.series_ref, h.t, &h.value);
+                            }
+                        }
+                        Err(reason) => report
+                            .rejections
+                            .add(reason, 1, || format!("{} t={}", series.labels, h.t)),
                     }
                 }
             };

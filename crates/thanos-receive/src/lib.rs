@@ -7,10 +7,12 @@
 //!
 //! * [`write`](mod@write) decodes remote write 1.0 and 2.0 bodies (snappy-bomb safe,
 //!   size and count limits) and validates every series into a [`Batch`];
-//! * [`head`] stores float samples in XOR chunks per series with Prometheus's append
-//!   rules (out-of-order and conflicting duplicates rejected as 409, never dropped
-//!   silently; far-future samples rejected without changing any state) and answers
-//!   `select` / `label_names` / `label_values`;
+//! * [`head`] stores float samples in XOR chunks and native histograms ([`histogram`]) in
+//!   histogram / float histogram chunks per series with Prometheus's append rules
+//!   (out-of-order and conflicting duplicates rejected as 409, never dropped silently;
+//!   far-future samples rejected without changing any state; a new chunk on every
+//!   sample-type change and histogram counter reset) and answers `select` /
+//!   `label_names` / `label_values`;
 //! * [`multitsdb`] keeps one [`Tenant`] (head + local blocks) per tenant;
 //! * [`tenant`] cuts a head into Prometheus blocks (`<tsdb.path>/<tenant>/<ULID>/`,
 //!   compaction level 1, `thanos.source: receive`) when it spans more than 1.5 block
@@ -46,6 +48,7 @@ pub mod grpc_snappy;
 pub mod handler;
 pub mod hashring;
 pub mod head;
+pub mod histogram;
 pub mod limits;
 pub mod multitsdb;
 pub mod reload;
@@ -63,6 +66,7 @@ pub use handler::{Handler, HandlerOptions};
 pub use head::{
     AppendError, AppendReport, ChunkMeta, Head, HeadMetrics, HeadOptions, HeadSeries, TruncateStats,
 };
+pub use histogram::{HistogramSample, HistogramValue};
 pub use limits::{Limiter, LimitsConfig, LimitsReloader, MetaMonitoring};
 pub use multitsdb::{MultiTsdb, Storage};
 pub use reload::{HashringReloader, RingMetrics, SharedHashring};
@@ -70,4 +74,4 @@ pub use store::{ReceiveStore, StoreError};
 pub use tenant::{BlockError, Tenant};
 pub use write::{Batch, Protocol, SeriesSamples, WriteLimits};
 pub use writeable::WriteableService;
-pub use writer::LocalWriter;
+pub use writer::{LocalWriter, Written};

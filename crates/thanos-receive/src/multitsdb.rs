@@ -132,6 +132,9 @@ impl TsdbMetrics {
             series_created: self.series_created.with_label_values(&[tenant]),
             chunks_created: self.chunks_created.with_label_values(&[tenant]),
             samples_appended: self.samples_appended.with_label_values(&[tenant, "float"]),
+            histograms_appended: self
+                .samples_appended
+                .with_label_values(&[tenant, "histogram"]),
             out_of_order: self.out_of_order.with_label_values(&[tenant, "float"]),
             out_of_bounds: self.out_of_bounds.with_label_values(&[tenant, "float"]),
         }

@@ -9,8 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use thanos_model::{Labels, Matcher};
 use thanos_proto::storepb::{
-    SeriesStream,
-    finalize_labels, in_shard, labels_to_proto, matchers_from_proto, strip_external,
+    SeriesStream, finalize_labels, in_shard, labels_to_proto, matchers_from_proto, strip_external,
 };
 use thanos_proto::thanos::info::info_server::Info;
 use thanos_proto::thanos::info::{InfoRequest, InfoResponse, StoreInfo, TsdbInfo};
@@ -125,12 +124,18 @@ impl TenantView {
                             .chunks()
                             .chunk(m.chunk_ref)
                             .map_err(|e| err(e.in_block(block.ulid())))?;
-                        if raw.encoding != thanos_model::Encoding::Xor.as_u8() {
+                        // Chunk encodings this store cannot serve (none are written by
+                        // the head) are left out.
+                        let Ok(encoding) = thanos_model::Encoding::try_from(raw.encoding) else {
+                            continue;
+                        };
+                        if encoding == thanos_model::Encoding::None {
                             continue;
                         }
                         chunks.push(ChunkMeta {
                             min_time: m.min_time,
                             max_time: m.max_time,
+                            encoding,
                             data: bytes::Bytes::copy_from_slice(raw.data),
                         });
                     }
@@ -215,6 +220,15 @@ fn convert_matchers(ms: &[LabelMatcher]) -> Result<Vec<Matcher>, StoreError> {
     matchers_from_proto(ms).map_err(|e| StoreError::InvalidArgument(e.to_string()))
 }
 
+/// The StoreAPI chunk type of a TSDB chunk encoding.
+fn wire_encoding(e: thanos_model::Encoding) -> chunk::Encoding {
+    match e {
+        thanos_model::Encoding::Histogram => chunk::Encoding::Histogram,
+        thanos_model::Encoding::FloatHistogram => chunk::Encoding::FloatHistogram,
+        _ => chunk::Encoding::Xor,
+    }
+}
+
 fn to_wire_series(labels: &Labels, s: HeadSeries, skip_chunks: bool) -> Series {
     let chunks = if skip_chunks {
         Vec::new()
@@ -225,7 +239,7 @@ fn to_wire_series(labels: &Labels, s: HeadSeries, skip_chunks: bool) -> Series {
                 min_time: c.min_time,
                 max_time: c.max_time,
                 raw: Some(Chunk {
-                    r#type: chunk::Encoding::Xor as i32,
+                    r#type: wire_encoding(c.encoding) as i32,
                     hash: xxhash_rust::xxh64::xxh64(&c.data, 0),
                     data: c.data,
                 }),

@@ -395,7 +395,6 @@ impl Tenant {
             ..BlockWriterOptions::default()
         };
         let mut writer = BlockWriter::new(dir, symbols, opts).map_err(err)?;
-        let encoding = thanos_model::Encoding::Xor.as_u8();
         for s in &series {
             let chunks: Vec<ChunkData> = s
                 .chunks
@@ -403,7 +402,7 @@ impl Tenant {
                 .map(|c| ChunkData {
                     min_time: c.min_time,
                     max_time: c.max_time,
-                    encoding,
+                    encoding: c.encoding.as_u8(),
                     data: c.data.to_vec(),
                 })
                 .collect();

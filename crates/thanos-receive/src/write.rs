@@ -18,8 +18,11 @@
 //!    written and the request answers 400 naming the series and the reason. Unsorted
 //!    labels are sorted and empty-valued labels dropped, like Prometheus. Series without
 //!    `__name__` are accepted (as Prometheus 2.42 and Thanos do). Exemplars and metadata
-//!    are ignored, as Thanos does with `--tsdb.max-exemplars=0`; native histogram samples
-//!    are reported as rejected, never dropped silently.
+//!    are ignored, as Thanos does with `--tsdb.max-exemplars=0`. Native histogram samples
+//!    (integer and float, exponential or custom-bucket schemas) are decoded into
+//!    [`SeriesSamples::histograms`]; a series with a malformed histogram (bad spans,
+//!    negative or inconsistent counts) or with a float and a histogram sample at the same
+//!    timestamp is rejected as a whole with [`Reason::InvalidHistogram`] (400).
 //! 6. [`Batch::relabel`]: `--receive.relabel-config` rules on every valid series; dropped
 //!    series are ignored, a series whose labels the rules make invalid is rejected (400).
 
@@ -29,6 +32,7 @@ use thanos_model::{Label, Labels, Sample};
 use thanos_proto::{prometheus_copy, remote_write};
 
 use crate::error::{Reason, Rejections, WriteError};
+use crate::histogram::HistogramSample;
 use crate::wire::{FIXED64, LEN, Reader, VARINT, WireError};
 
 /// The remote-write message carried by a request.
@@ -122,13 +126,16 @@ impl Default for WriteLimits {
     }
 }
 
-/// One valid series of a request with its float samples, in request order.
+/// One valid series of a request with its float and histogram samples, in request order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesSamples {
     /// Sorted, validated labels.
     pub labels: Labels,
     /// Float samples as sent (not checked for order here; the head does that).
     pub samples: Vec<Sample>,
+    /// Native histogram samples as sent (validated; the head appends them after the
+    /// float samples of the series, as Prometheus's write handler does).
+    pub histograms: Vec<HistogramSample>,
 }
 
 /// The decoded content of one request: valid series plus what was rejected while
@@ -147,7 +154,10 @@ impl Batch {
     /// A batch of already validated series (e.g. built in-process or replayed), with
     /// nothing rejected.
     pub fn from_series(series: Vec<SeriesSamples>) -> Self {
-        let received_samples = series.iter().map(|s| s.samples.len()).sum();
+        let received_samples = series
+            .iter()
+            .map(|s| s.samples.len() + s.histograms.len())
+            .sum();
         Self {
             received_series: series.len(),
             received_samples,
@@ -166,14 +176,22 @@ impl Batch {
         self.received_samples
     }
 
-    /// Float samples in the valid series.
+    /// Float and histogram samples in the valid series.
     pub fn num_samples(&self) -> usize {
-        self.series.iter().map(|s| s.samples.len()).sum()
+        self.series
+            .iter()
+            .map(|s| s.samples.len() + s.histograms.len())
+            .sum()
+    }
+
+    /// Histogram samples in the valid series.
+    pub fn num_histograms(&self) -> usize {
+        self.series.iter().map(|s| s.histograms.len()).sum()
     }
 
     /// Validates the series of a `thanos.WriteRequest` (Thanos's `prometheus_copy`
     /// messages, as forwarded between receivers) exactly like a decoded remote-write
-    /// body: malformed series and histogram samples are recorded in
+    /// body: malformed series (and series with malformed histograms) are recorded in
     /// [`Batch::rejections`]; exemplars are ignored.
     pub fn from_timeseries(series: &[prometheus_copy::TimeSeries]) -> Self {
         let mut batch = Batch::default();
@@ -190,7 +208,12 @@ impl Batch {
                 .iter()
                 .map(|s| Sample::new(s.timestamp, s.value))
                 .collect();
-            batch.add_series(&labels, samples, ts.histograms.len());
+            let histograms = ts
+                .histograms
+                .iter()
+                .map(HistogramSample::from_proto)
+                .collect();
+            batch.add_series(&labels, samples, histograms);
         }
         batch
     }
@@ -221,6 +244,7 @@ impl Batch {
                 None => self.series.push(SeriesSamples {
                     labels,
                     samples: s.samples,
+                    histograms: s.histograms,
                 }),
                 Some(reason) => self
                     .rejections
@@ -251,7 +275,11 @@ impl SeriesSamples {
                 })
                 .collect(),
             exemplars: Vec::new(),
-            histograms: Vec::new(),
+            histograms: self
+                .histograms
+                .iter()
+                .map(HistogramSample::to_proto)
+                .collect(),
         }
     }
 }
@@ -324,7 +352,7 @@ fn decode_v1(raw: &[u8]) -> Result<Batch, WriteError> {
         r.expect(wire, LEN).map_err(&err)?;
         let (ts, base) = r.bytes().map_err(&err)?;
         let mut samples = Vec::new();
-        let mut histograms = 0usize;
+        let mut histograms = Vec::new();
         labels.clear();
         let mut ts = Reader::new(ts, base);
         while !ts.is_empty() {
@@ -341,8 +369,9 @@ fn decode_v1(raw: &[u8]) -> Result<Batch, WriteError> {
                     samples.push(decode_sample(sample, base).map_err(&err)?);
                 }
                 4 => {
-                    ts.skip(wire).map_err(&err)?;
-                    histograms += 1;
+                    ts.expect(wire, LEN).map_err(&err)?;
+                    let (h, base) = ts.bytes().map_err(&err)?;
+                    histograms.push(decode_histogram("prometheus.WriteRequest", h, base)?);
                 }
                 _ => ts.skip(wire).map_err(&err)?,
             }
@@ -427,7 +456,7 @@ fn decode_v2(raw: &[u8]) -> Result<Batch, WriteError> {
     for (buf, base) in series {
         refs.clear();
         let mut samples = Vec::new();
-        let mut histograms = 0usize;
+        let mut histograms = Vec::new();
         let mut ts = Reader::new(buf, base);
         while !ts.is_empty() {
             let (field, wire) = ts.key().map_err(&err)?;
@@ -449,23 +478,26 @@ fn decode_v2(raw: &[u8]) -> Result<Batch, WriteError> {
                     samples.push(decode_sample(sample, base).map_err(&err)?);
                 }
                 3 => {
-                    ts.skip(wire).map_err(&err)?;
-                    histograms += 1;
+                    ts.expect(wire, LEN).map_err(&err)?;
+                    let (h, base) = ts.bytes().map_err(&err)?;
+                    histograms.push(decode_histogram("io.prometheus.write.v2.Request", h, base)?);
                 }
                 _ => ts.skip(wire).map_err(&err)?,
             }
         }
         if refs.len() % 2 == 1 {
-            batch.reject_series(Reason::OddLabelRefs, samples.len() + histograms, || {
-                format!("series with label refs {refs:?}")
-            });
+            batch.reject_series(
+                Reason::OddLabelRefs,
+                samples.len() + histograms.len(),
+                || format!("series with label refs {refs:?}"),
+            );
             continue;
         }
         if let Some(bad) = refs.iter().find(|&&r| r as usize >= symbols.len()) {
             let n = symbols.len();
             batch.reject_series(
                 Reason::SymbolRefOutOfRange,
-                samples.len() + histograms,
+                samples.len() + histograms.len(),
                 || format!("series with label refs {refs:?}: ref {bad} but {n} symbols"),
             );
             continue;
@@ -478,6 +510,19 @@ fn decode_v2(raw: &[u8]) -> Result<Batch, WriteError> {
         batch.add_series(&labels, samples, histograms);
     }
     Ok(batch)
+}
+
+/// Decodes one `Histogram` message found at byte `base` of the request.
+fn decode_histogram(
+    message: &'static str,
+    buf: &[u8],
+    base: usize,
+) -> Result<HistogramSample, WriteError> {
+    HistogramSample::decode(buf).map_err(|_| WriteError::Protobuf {
+        message,
+        offset: base,
+        reason: "malformed histogram message",
+    })
 }
 
 fn read_u32(r: &mut Reader<'_>) -> Result<u32, WireError> {
@@ -497,20 +542,27 @@ impl Batch {
     }
 
     /// Validates raw labels and adds the series, or records why it was rejected.
-    fn add_series(&mut self, raw: &[(&[u8], &[u8])], samples: Vec<Sample>, histograms: usize) {
-        let total = samples.len() + histograms;
+    fn add_series(
+        &mut self,
+        raw: &[(&[u8], &[u8])],
+        samples: Vec<Sample>,
+        histograms: Vec<HistogramSample>,
+    ) {
+        let total = samples.len() + histograms.len();
         match build_labels(raw) {
             Ok(labels) => {
                 self.received_series += 1;
                 self.received_samples += total;
-                if histograms > 0 {
-                    self.rejections
-                        .add(Reason::NativeHistogram, histograms as u64, || {
-                            labels.to_string()
-                        });
-                }
-                if !samples.is_empty() {
-                    self.series.push(SeriesSamples { labels, samples });
+                if let Some(problem) = histogram_problem(&samples, &histograms) {
+                    self.rejections.add(Reason::InvalidHistogram, 1, || {
+                        format!("{labels}: {problem}")
+                    });
+                } else if total > 0 {
+                    self.series.push(SeriesSamples {
+                        labels,
+                        samples,
+                        histograms,
+                    });
                 }
             }
             Err((reason, detail)) => self.reject_series(reason, total, || {
@@ -523,6 +575,24 @@ impl Batch {
             }),
         }
     }
+}
+
+/// Why the histograms of a series cannot be stored, if they cannot: the first one that
+/// fails Prometheus's checks, or one sharing its timestamp with a float sample.
+fn histogram_problem(samples: &[Sample], histograms: &[HistogramSample]) -> Option<String> {
+    if histograms.is_empty() {
+        return None;
+    }
+    for h in histograms {
+        if let Err(e) = h.value.validate() {
+            return Some(format!("histogram at t={}: {e}", h.t));
+        }
+    }
+    let floats: std::collections::HashSet<i64> = samples.iter().map(|s| s.t).collect();
+    histograms
+        .iter()
+        .find(|h| floats.contains(&h.t))
+        .map(|h| format!("float and histogram sample at the same timestamp t={}", h.t))
 }
 
 /// Validates and sorts raw labels: empty names, invalid UTF-8 and duplicate names are
@@ -710,15 +780,147 @@ mod tests {
         assert_eq!(batch.received_series(), 5);
     }
 
+    fn int_histogram(t: i64, count: u64) -> pb1::Histogram {
+        pb1::Histogram {
+            count: Some(pb1::histogram::Count::CountInt(count)),
+            zero_count: Some(pb1::histogram::ZeroCount::ZeroCountInt(0)),
+            sum: count as f64,
+            schema: 0,
+            positive_spans: vec![pb1::BucketSpan {
+                offset: 0,
+                length: 1,
+            }],
+            positive_deltas: vec![count as i64],
+            timestamp: t,
+            ..Default::default()
+        }
+    }
+
+    fn float_histogram(t: i64, count: f64) -> pb1::Histogram {
+        pb1::Histogram {
+            count: Some(pb1::histogram::Count::CountFloat(count)),
+            zero_count: Some(pb1::histogram::ZeroCount::ZeroCountFloat(0.0)),
+            sum: 2.0 * count,
+            schema: 3,
+            positive_spans: vec![pb1::BucketSpan {
+                offset: -2,
+                length: 1,
+            }],
+            positive_counts: vec![count],
+            timestamp: t,
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn histograms_are_reported_not_dropped() {
-        let mut ts = series(&[("__name__", "h")], &[(1, 1.0)]);
-        ts.histograms.push(pb1::Histogram::default());
+    fn v1_histograms_are_decoded() {
+        let mut ints = series(&[("__name__", "h")], &[]);
+        ints.histograms = vec![int_histogram(1, 3), int_histogram(2, 5)];
+        let mut floats = series(&[("__name__", "fh")], &[]);
+        floats.histograms = vec![float_histogram(1, 1.5)];
+        let batch = decode_request(
+            Protocol::V1,
+            &v1(vec![ints, floats]),
+            &WriteLimits::default(),
+        )
+        .expect("decode");
+        assert!(batch.rejections.is_empty(), "{}", batch.rejections);
+        assert_eq!(batch.received_samples(), 3);
+        assert_eq!(batch.num_samples(), 3);
+        let h = &batch.series[0].histograms;
+        assert_eq!(h.len(), 2);
+        assert_eq!(
+            (h[1].t, h[1].value.count(), h[1].value.sum()),
+            (2, 5.0, 5.0)
+        );
+        assert!(matches!(
+            h[0].value,
+            crate::histogram::HistogramValue::Int(_)
+        ));
+        let f = &batch.series[1].histograms[0];
+        match &f.value {
+            crate::histogram::HistogramValue::Float(fh) => {
+                assert_eq!(
+                    (fh.schema, fh.count, fh.positive_buckets.clone()),
+                    (3, 1.5, vec![1.5])
+                );
+                assert_eq!(fh.positive_spans, vec![thanos_model::Span::new(-2, 1)]);
+            }
+            other => panic!("float histogram expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn invalid_histograms_reject_their_series() {
+        let mut bad_spans = series(&[("__name__", "spans")], &[]);
+        let mut h = int_histogram(1, 3);
+        h.positive_spans[0].length = 2;
+        bad_spans.histograms = vec![h];
+        let mut mixed = series(&[("__name__", "mixed")], &[(5, 1.0)]);
+        mixed.histograms = vec![int_histogram(5, 1)];
+        let mut bad_count = series(&[("__name__", "count")], &[]);
+        let mut h = float_histogram(1, 2.0);
+        h.count = Some(pb1::histogram::Count::CountFloat(1.0));
+        bad_count.histograms = vec![h];
+        let good = series(&[("__name__", "good")], &[(1, 1.0)]);
+        let batch = decode_request(
+            Protocol::V1,
+            &v1(vec![bad_spans, mixed, bad_count, good]),
+            &WriteLimits::default(),
+        )
+        .expect("decode");
+        assert_eq!(batch.series.len(), 1);
+        assert_eq!(batch.series[0].labels.metric_name(), Some("good"));
+        let r = &batch.rejections;
+        assert_eq!(r.count(Reason::InvalidHistogram), 3);
+        assert_eq!(r.kind(), Some(thanos_server::ErrorKind::BadRequest));
+        let example = r.example(Reason::InvalidHistogram).expect("example");
+        assert!(
+            example.contains("spans") && example.contains("t=1"),
+            "{example}"
+        );
+        assert_eq!(batch.received_samples(), 5);
+    }
+
+    #[test]
+    fn v2_histograms_are_decoded() {
+        let h = |t, count: u64| pb2::Histogram {
+            count: Some(pb2::histogram::Count::CountInt(count)),
+            zero_count: Some(pb2::histogram::ZeroCount::ZeroCountInt(count)),
+            sum: 1.0,
+            schema: -1,
+            zero_threshold: 0.5,
+            timestamp: t,
+            ..Default::default()
+        };
+        let b = body(&pb2::Request {
+            symbols: vec!["".into(), "__name__".into(), "h".into()],
+            timeseries: vec![pb2::TimeSeries {
+                labels_refs: vec![1, 2],
+                histograms: vec![h(10, 2), h(20, 4)],
+                ..Default::default()
+            }],
+        });
+        let batch = decode_request(Protocol::V2, &b, &WriteLimits::default()).expect("decode");
+        assert!(batch.rejections.is_empty(), "{}", batch.rejections);
+        let got: Vec<(i64, f64)> = batch.series[0]
+            .histograms
+            .iter()
+            .map(|h| (h.t, h.value.count()))
+            .collect();
+        assert_eq!(got, vec![(10, 2.0), (20, 4.0)]);
+    }
+
+    #[test]
+    fn forwarded_histograms_round_trip() {
+        let mut ts = series(&[("__name__", "h")], &[(1, 2.0)]);
+        ts.histograms = vec![int_histogram(2, 3), float_histogram(3, 1.0)];
         let batch =
             decode_request(Protocol::V1, &v1(vec![ts]), &WriteLimits::default()).expect("decode");
-        assert_eq!(batch.rejections.count(Reason::NativeHistogram), 1);
-        assert_eq!(batch.series[0].samples.len(), 1);
-        assert_eq!(batch.received_samples(), 2);
+        let proto = batch.series[0].to_proto();
+        assert_eq!(proto.histograms.len(), 2);
+        let again = Batch::from_timeseries(&[proto]);
+        assert_eq!(again.series, batch.series);
     }
 
     #[test]

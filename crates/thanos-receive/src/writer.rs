@@ -39,12 +39,12 @@ impl LocalWriter {
     ///
     /// Rejections recorded in the batch while decoding are merged with those of the head
     /// into one [`WriteError::Rejected`].
-    pub fn write(&self, tenant: &str, batch: &Batch) -> (u64, Result<(), WriteError>) {
+    pub fn write(&self, tenant: &str, batch: &Batch) -> (Written, Result<(), WriteError>) {
         let mut report = AppendReport::default();
         if !batch.series.is_empty() {
             let head = match self.tsdb.tenant_head(tenant) {
                 Ok(head) => head,
-                Err(err) => return (0, Err(err)),
+                Err(err) => return (Written::default(), Err(err)),
             };
             report = match head.append_batch(batch, now_ms()) {
                 Ok(report) => report,
@@ -53,11 +53,14 @@ impl LocalWriter {
                         tenant: tenant.to_owned(),
                         source,
                     };
-                    return (0, Err(err));
+                    return (Written::default(), Err(err));
                 }
             };
         }
-        let written = report.appended + report.identical;
+        let written = Written {
+            samples: (report.appended + report.identical).saturating_sub(report.histograms),
+            histograms: report.histograms,
+        };
         let mut rejections = batch.rejections.clone();
         rejections.merge(&report.rejections);
         if rejections.is_empty() {
@@ -66,6 +69,16 @@ impl LocalWriter {
             (written, Err(WriteError::Rejected(Box::new(rejections))))
         }
     }
+}
+
+/// What a write stored: float samples and histogram samples (identical resends
+/// included), for the remote-write 2.0 `X-Prometheus-Remote-Write-*-Written` headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Float samples.
+    pub samples: u64,
+    /// Native histogram samples.
+    pub histograms: u64,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -89,17 +102,25 @@ mod tests {
         let writer = LocalWriter::new(Arc::clone(&tsdb));
         let now = now_ms();
         let batch = Batch::from_series(vec![SeriesSamples {
+            histograms: Vec::new(),
             labels: Labels::from_pairs([("__name__", "up")]),
             samples: vec![Sample::new(now, 1.0), Sample::new(now + 1, 2.0)],
         }]);
-        assert_eq!(writer.write("t", &batch).0, 2);
+        assert_eq!(
+            writer.write("t", &batch).0,
+            Written {
+                samples: 2,
+                histograms: 0
+            }
+        );
         assert_eq!(tsdb.get("t").unwrap().num_series(), 1);
         let older = Batch::from_series(vec![SeriesSamples {
+            histograms: Vec::new(),
             labels: Labels::from_pairs([("__name__", "up")]),
             samples: vec![Sample::new(now - 10, 3.0)],
         }]);
         let (written, result) = writer.write("t", &older);
-        assert_eq!(written, 0);
+        assert_eq!(written, Written::default());
         let err = result.unwrap_err();
         assert_eq!(err.http_status().as_u16(), 409, "{err}");
         assert!(err.to_string().contains("out of order"), "{err}");

@@ -58,6 +58,7 @@ fn write(tsdb: &MultiTsdb, tenant: &str, from: i64, to: i64, expected: &mut Expe
     while t < to {
         let series = (0..SERIES)
             .map(|i| SeriesSamples {
+                histograms: Vec::new(),
                 labels: labels(i),
                 samples: vec![Sample::new(t, (t / STEP) as f64 + i as f64 / 100.0)],
             })
@@ -287,6 +288,7 @@ fn head_is_cut_into_aligned_blocks_and_the_wal_is_checkpointed() {
     );
     assert_eq!(head.num_series(), SERIES as u64);
     let late = Batch::from_series(vec![SeriesSamples {
+        histograms: Vec::new(),
         labels: labels(0),
         samples: vec![Sample::new(last_maxt - 1, 1.0)],
     }]);

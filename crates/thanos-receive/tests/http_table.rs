@@ -172,6 +172,18 @@ async fn malformed_and_edge_requests() {
         timestamp: now + 1,
         ..Default::default()
     });
+    // Two buckets in the spans, one count: the whole series is rejected.
+    let mut bad_histogram = ts(&[("__name__", "bad_h")], &[(now, 2.0)]);
+    bad_histogram.histograms.push(pb1::Histogram {
+        count: Some(pb1::histogram::Count::CountInt(1)),
+        positive_spans: vec![pb1::BucketSpan {
+            offset: 0,
+            length: 2,
+        }],
+        positive_deltas: vec![1],
+        timestamp: now + 1,
+        ..Default::default()
+    });
 
     let metadata_only = encode(&pb1::WriteRequest {
         timeseries: vec![],
@@ -401,9 +413,22 @@ async fn malformed_and_edge_requests() {
             now + 1,
             f64::from_bits(0x7ff0_0000_0000_0002),
         ),
-        Case::v1("native-histogram", v1_body(vec![histogram]), 400)
-            .says("native histogram")
-            .stores(r#"{__name__="h"}"#, now, 2.0),
+        Case::v1("native-histogram", v1_body(vec![histogram]), 200).stores(
+            r#"{__name__="h"}"#,
+            now,
+            2.0,
+        ),
+        Case::v1(
+            "invalid-histogram",
+            v1_body(vec![
+                bad_histogram,
+                ts(&[("__name__", "ok_h")], &[(now, 3.0)]),
+            ]),
+            400,
+        )
+        .says("invalid native histogram")
+        .says("bad_h")
+        .stores(r#"{__name__="ok_h"}"#, now, 3.0),
         Case::v1(
             "bad-labels-and-conflict",
             v1_body(vec![

@@ -67,6 +67,7 @@ fn bytes_per_active_series_is_within_target() {
                 .iter()
                 .enumerate()
                 .map(|(i, l)| SeriesSamples {
+                    histograms: Vec::new(),
                     labels: l.clone(),
                     // A counter-like value with per-series jitter.
                     samples: vec![Sample::new(

@@ -25,6 +25,7 @@ fn batch(series: &[(Pairs<'_>, &[(i64, f64)])]) -> Batch {
         series
             .iter()
             .map(|(labels, samples)| SeriesSamples {
+                histograms: Vec::new(),
                 labels: Labels::from_pairs(labels.iter().copied()),
                 samples: samples.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
             })

@@ -58,6 +58,7 @@ fn acknowledged_writes_survive_a_torn_crash() {
                 let head = tsdb.tenant_head(tenant).expect("head");
                 let series = (0..(10 + req / 4))
                     .map(|i| SeriesSamples {
+                        histograms: Vec::new(),
                         labels: labels(i),
                         samples: vec![Sample {
                             t: T0 + req as i64 * 1000,
@@ -88,6 +89,7 @@ fn acknowledged_writes_survive_a_torn_crash() {
         // One more write that reaches the file but is torn by the "crash" below.
         head.append_batch(
             &Batch::from_series(vec![SeriesSamples {
+                histograms: Vec::new(),
                 labels: labels(9999),
                 samples: (0..500)
                     .map(|k| Sample {
@@ -130,6 +132,7 @@ fn acknowledged_writes_survive_a_torn_crash() {
     head.append_batch(
         &Batch::from_series(vec![
             SeriesSamples {
+                histograms: Vec::new(),
                 labels: labels(0),
                 samples: vec![Sample {
                     t: T0 + 500_000,
@@ -137,6 +140,7 @@ fn acknowledged_writes_survive_a_torn_crash() {
                 }],
             },
             SeriesSamples {
+                histograms: Vec::new(),
                 labels: labels(7777),
                 samples: vec![Sample {
                     t: T0 + 500_000,
@@ -175,6 +179,7 @@ fn concurrent_writers_replay_in_order() {
                     let _ = head
                         .append_batch(
                             &Batch::from_series(vec![SeriesSamples {
+                                histograms: Vec::new(),
                                 labels: labels(0),
                                 samples: vec![Sample { t, v: t as f64 }],
                             }]),
@@ -203,6 +208,7 @@ fn replay_time_for_one_million_samples() {
     for round in 0..100i64 {
         let series = (0..10_000)
             .map(|i| SeriesSamples {
+                histograms: Vec::new(),
                 labels: labels(i),
                 samples: vec![Sample {
                     t: T0 + round * 15_000,

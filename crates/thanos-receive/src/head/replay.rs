@@ -11,6 +11,11 @@
 //! so two WAL references for one label set land on the same worker), and each worker
 //! appends every series' samples in log order: the head and the counts are the same
 //! whatever the number of workers.
+//!
+//! Native histogram samples take the same route, in messages of their own kind: before a
+//! float sample is queued behind histograms of the same worker (or the other way round)
+//! the pending message is sent, and a worker appends the floats it holds before the
+//! histograms of a message, so every series still sees its samples in log order.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -23,6 +28,7 @@ use thanos_wal::record::RefSample;
 
 use super::{Appended, Head, MemSeries};
 use crate::error::Reason;
+use crate::histogram::HistogramValue;
 
 /// Samples (or new series) per message to a worker.
 const BATCH: usize = 4096;
@@ -113,17 +119,26 @@ impl SlotIndex {
     }
 }
 
-/// One message to a worker: series to add to its table (in slot order), then samples
-/// whose `series_ref` is a slot index.
+/// A histogram sample routed to a worker: slot index, timestamp, value.
+struct SlotHistogram {
+    slot: u32,
+    t: i64,
+    value: HistogramValue,
+}
+
+/// One message to a worker: series to add to its table (in slot order), then float
+/// samples whose `series_ref` is a slot index, then histogram samples (which were logged
+/// after those floats).
 #[derive(Default)]
 struct Work {
     series: Vec<Arc<MemSeries>>,
     samples: Vec<RefSample>,
+    histograms: Vec<SlotHistogram>,
 }
 
 impl Work {
     fn is_empty(&self) -> bool {
-        self.series.is_empty() && self.samples.is_empty()
+        self.series.is_empty() && self.samples.is_empty() && self.histograms.is_empty()
     }
 }
 
@@ -143,6 +158,8 @@ pub(crate) struct ReplayCounts {
 /// What one worker did.
 struct WorkerCounts {
     appended: u64,
+    /// Histogram samples stored (also counted in `appended`).
+    histograms_appended: u64,
     rejected: u64,
     out_of_order: u64,
     min_t: i64,
@@ -205,6 +222,10 @@ impl ReplaySink<'_> {
                 continue;
             };
             let worker = slot.worker as usize;
+            if !self.pending[worker].histograms.is_empty() {
+                // Histograms logged earlier are appended before these floats.
+                self.flush(worker);
+            }
             let work = &mut self.pending[worker];
             work.samples.push(RefSample {
                 series_ref: u64::from(slot.index),
@@ -217,12 +238,38 @@ impl ReplaySink<'_> {
         }
     }
 
+    /// Replays the histogram samples of one histogram record, in order (`(WAL
+    /// reference, timestamp, value)`).
+    pub(crate) fn histograms(&mut self, samples: impl Iterator<Item = (u64, i64, HistogramValue)>) {
+        for (wal_ref, t, value) in samples {
+            if t < self.floor {
+                self.in_blocks += 1;
+                continue;
+            }
+            let Some(slot) = self.by_wal_ref.get(wal_ref) else {
+                self.unknown_refs += 1;
+                continue;
+            };
+            let worker = slot.worker as usize;
+            let work = &mut self.pending[worker];
+            work.histograms.push(SlotHistogram {
+                slot: slot.index,
+                t,
+                value,
+            });
+            if work.histograms.len() >= BATCH {
+                self.flush(worker);
+            }
+        }
+    }
+
     fn flush(&mut self, worker: usize) {
         let work = std::mem::replace(
             &mut self.pending[worker],
             Work {
                 series: Vec::new(),
                 samples: Vec::with_capacity(BATCH),
+                histograms: Vec::new(),
             },
         );
         if work.is_empty() {
@@ -250,6 +297,7 @@ fn work(head: &Head, rx: &Receiver<Work>) -> WorkerCounts {
         starts: Vec::new(),
         counts: WorkerCounts {
             appended: 0,
+            histograms_appended: 0,
             rejected: 0,
             out_of_order: 0,
             min_t: i64::MAX,
@@ -260,7 +308,10 @@ fn work(head: &Head, rx: &Receiver<Work>) -> WorkerCounts {
         // Slots are sent before (or with) the samples that use them.
         w.table.extend(work.series);
         w.window.extend_from_slice(&work.samples);
-        if w.window.len() >= WINDOW {
+        if !work.histograms.is_empty() {
+            w.append_window();
+            w.append_histograms(&work.histograms);
+        } else if w.window.len() >= WINDOW {
             w.append_window();
         }
     }
@@ -283,6 +334,36 @@ struct Worker<'h> {
 }
 
 impl Worker<'_> {
+    /// Appends histogram samples in order (after every float received before them).
+    fn append_histograms(&mut self, histograms: &[SlotHistogram]) {
+        let opts = &self.head.options;
+        let chunks_created = &self.head.metrics.chunks_created;
+        let c = &mut self.counts;
+        for h in histograms {
+            let Some(series) = usize::try_from(h.slot).ok().and_then(|i| self.table.get(i)) else {
+                continue;
+            };
+            match series
+                .lock()
+                .append_histogram(h.t, &h.value, opts, chunks_created)
+            {
+                Ok(Appended::New) => {
+                    c.appended += 1;
+                    c.histograms_appended += 1;
+                    c.min_t = c.min_t.min(h.t);
+                    c.max_t = c.max_t.max(h.t);
+                }
+                Ok(Appended::Identical) => {}
+                Err(reason) => {
+                    c.rejected += 1;
+                    if reason == Reason::OutOfOrder {
+                        c.out_of_order += 1;
+                    }
+                }
+            }
+        }
+    }
+
     /// Appends the window's samples, series by series, and empties it.
     fn append_window(&mut self) {
         if self.window.is_empty() {
@@ -392,6 +473,7 @@ impl Head {
             // Closing the channels lets the workers finish.
             drop(sink);
             let (mut min_t, mut max_t, mut out_of_order) = (i64::MAX, i64::MIN, 0);
+            let mut histograms_appended = 0;
             for handle in handles {
                 let c = handle
                     .join()
@@ -399,6 +481,7 @@ impl Head {
                 counts.appended += c.appended;
                 counts.rejected += c.rejected;
                 out_of_order += c.out_of_order;
+                histograms_appended += c.histograms_appended;
                 min_t = min_t.min(c.min_t);
                 max_t = max_t.max(c.max_t);
             }
@@ -406,7 +489,10 @@ impl Head {
                 self.min_time.fetch_min(min_t, Ordering::AcqRel);
                 self.max_time.fetch_max(max_t, Ordering::AcqRel);
             }
-            self.metrics.samples_appended.inc_by(counts.appended);
+            self.metrics
+                .samples_appended
+                .inc_by(counts.appended - histograms_appended);
+            self.metrics.histograms_appended.inc_by(histograms_appended);
             self.metrics.out_of_order.inc_by(out_of_order);
             (result, counts)
         })

@@ -5,6 +5,7 @@ use thanos_model::sample::stale_nan;
 use thanos_model::{MatchType, Matcher};
 
 use super::*;
+use crate::histogram::{HistogramSample, HistogramValue};
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ fn batch(series: &[(Pairs<'_>, &[(i64, f64)])]) -> Batch {
         series
             .iter()
             .map(|(labels, samples)| SeriesSamples {
+                histograms: Vec::new(),
                 labels: Labels::from_pairs(labels.iter().copied()),
                 samples: samples.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
             })
@@ -324,6 +326,7 @@ fn concurrent_writers_lose_nothing() {
                                 w.to_string()
                             };
                             SeriesSamples {
+                                histograms: Vec::new(),
                                 labels: Labels::from_pairs([
                                     ("owner", owner),
                                     ("i", i.to_string()),
@@ -408,6 +411,7 @@ proptest! {
         let names: Vec<Labels> = (0..4).map(|i| Labels::from_pairs([("s", i.to_string())])).collect();
         for req in requests {
             let b = Batch::from_series(req.iter().map(|(s, samples)| SeriesSamples {
+histograms: Vec::new(),
                     labels: names[*s].clone(),
                     samples: samples.iter().map(|&(t, v)| Sample::new(t * 400, f64::from(v))).collect(),
                 }).collect());
@@ -530,4 +534,180 @@ fn block_ranges_not_on_chunk_boundaries_reencode_chunks() {
         .expect("append");
     assert_eq!(all_samples(&h, s).last(), Some(&(5000, 1.0)));
     assert!(h.block_series(5, 5).is_empty());
+}
+
+// ------------------------------------------------------------------ native histograms
+
+fn int_hist(t: i64, count: u64) -> HistogramSample {
+    HistogramSample {
+        t,
+        value: HistogramValue::Int(thanos_model::Histogram {
+            schema: 0,
+            count,
+            sum: count as f64,
+            positive_spans: vec![thanos_model::Span::new(0, 1)],
+            positive_buckets: vec![count as i64],
+            ..Default::default()
+        }),
+    }
+}
+
+fn float_hist(t: i64, count: f64) -> HistogramSample {
+    HistogramSample {
+        t,
+        value: HistogramValue::Float(thanos_model::FloatHistogram {
+            schema: 0,
+            count,
+            sum: count,
+            positive_spans: vec![thanos_model::Span::new(0, 1)],
+            positive_buckets: vec![count],
+            ..Default::default()
+        }),
+    }
+}
+
+fn hist_batch(labels: Pairs<'_>, samples: &[(i64, f64)], hists: Vec<HistogramSample>) -> Batch {
+    Batch::from_series(vec![SeriesSamples {
+        labels: Labels::from_pairs(labels.iter().copied()),
+        samples: samples.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
+        histograms: hists,
+    }])
+}
+
+/// Every chunk of the series: (encoding, counter-reset header byte, (t, count) per sample).
+type Decoded = Vec<(Encoding, u8, Vec<(i64, f64)>)>;
+
+fn decoded(chunks: &[ChunkMeta]) -> Decoded {
+    use thanos_model::chunkenc::SampleIterator;
+    chunks
+        .iter()
+        .map(|c| {
+            let samples = match c.decode().expect("encoding") {
+                SampleIterator::Float(it) => it.map(|s| (s.t, s.v)).collect(),
+                SampleIterator::Histogram(it) => it.map(|(t, h)| (t, h.count as f64)).collect(),
+                SampleIterator::FloatHistogram(it) => it.map(|(t, h)| (t, h.count)).collect(),
+            };
+            let header = if c.encoding == Encoding::Xor {
+                0
+            } else {
+                c.data[2] & 0b1100_0000
+            };
+            (c.encoding, header, samples)
+        })
+        .collect()
+}
+
+#[test]
+fn histograms_are_stored_with_counter_resets_and_type_switches() {
+    let h = head(HeadOptions::default());
+    let m: Pairs<'_> = &[("__name__", "m")];
+    // Floats, then integer histograms with a counter reset, then float histograms, then
+    // floats again: every type change and the reset cut a chunk.
+    let r = h
+        .append_batch(
+            &hist_batch(
+                m,
+                &[(NOW, 1.0), (NOW + 1, 2.0)],
+                vec![
+                    int_hist(NOW + 2, 5),
+                    int_hist(NOW + 3, 7),
+                    int_hist(NOW + 4, 2),
+                    int_hist(NOW + 5, 3),
+                    float_hist(NOW + 6, 1.5),
+                ],
+            ),
+            NOW,
+        )
+        .expect("append");
+    assert!(r.rejections.is_empty(), "{}", r.rejections);
+    assert_eq!((r.appended, r.histograms), (7, 5));
+    h.append_batch(&hist_batch(m, &[(NOW + 7, 9.0)], vec![]), NOW)
+        .expect("append");
+    let s = h.select(&[], i64::MIN, i64::MAX);
+    let got = decoded(&s[0].chunks);
+    assert_eq!(
+        got,
+        vec![
+            (Encoding::Xor, 0, vec![(NOW, 1.0), (NOW + 1, 2.0)]),
+            (Encoding::Histogram, 0, vec![(NOW + 2, 5.0), (NOW + 3, 7.0)]),
+            (
+                Encoding::Histogram,
+                CounterResetHeader::CounterReset.bits(),
+                vec![(NOW + 4, 2.0), (NOW + 5, 3.0)]
+            ),
+            (Encoding::FloatHistogram, 0, vec![(NOW + 6, 1.5)]),
+            (Encoding::Xor, 0, vec![(NOW + 7, 9.0)]),
+        ]
+    );
+    assert_eq!(h.max_time(), Some(NOW + 7));
+}
+
+#[test]
+fn histogram_order_and_duplicate_rules_match_floats() {
+    let h = head(HeadOptions::default());
+    let m: Pairs<'_> = &[("__name__", "m")];
+    h.append_batch(&hist_batch(m, &[], vec![int_hist(NOW + 10, 5)]), NOW)
+        .expect("append");
+    let r = h
+        .append_batch(
+            &hist_batch(
+                m,
+                &[(NOW + 10, 1.0)],
+                vec![
+                    int_hist(NOW + 5, 6),
+                    int_hist(NOW + 10, 5),
+                    int_hist(NOW + 10, 6),
+                    float_hist(NOW + 10, 5.0),
+                    int_hist(NOW + 11, 6),
+                ],
+            ),
+            NOW,
+        )
+        .expect("append");
+    assert_eq!(r.appended, 1);
+    assert_eq!(r.identical, 1);
+    assert_eq!(r.rejections.count(Reason::OutOfOrder), 1);
+    // The float at the histogram's timestamp, the other value, the other kind.
+    assert_eq!(r.rejections.count(Reason::DuplicateSample), 3);
+    assert_eq!(
+        r.rejections.kind(),
+        Some(thanos_server::ErrorKind::Conflict)
+    );
+    // Identical stale markers are identical resends.
+    let stale = HistogramSample {
+        t: NOW + 12,
+        value: HistogramValue::Int(thanos_model::Histogram::stale()),
+    };
+    let r = h
+        .append_batch(&hist_batch(m, &[], vec![stale.clone(), stale]), NOW)
+        .expect("append");
+    assert_eq!((r.appended, r.identical), (1, 1));
+}
+
+#[test]
+fn histogram_chunks_are_split_at_block_boundaries_and_truncated() {
+    let opts = HeadOptions {
+        chunk_range_ms: 1000,
+        ..HeadOptions::default()
+    };
+    let h = head(opts);
+    let m: Pairs<'_> = &[("__name__", "m")];
+    let hists = (0..30).map(|i| int_hist(i * 100, i as u64 + 1)).collect();
+    h.append_batch(&hist_batch(m, &[], hists), 0)
+        .expect("append");
+    let block = h.block_series(1000, 2000);
+    let got = decoded(&block[0].chunks);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, Encoding::Histogram);
+    let ts: Vec<i64> = got[0].2.iter().map(|s| s.0).collect();
+    assert_eq!(ts, (10..20).map(|i| i * 100).collect::<Vec<_>>());
+    h.truncate(2000);
+    let rest = decoded(&h.select(&[], i64::MIN, i64::MAX)[0].chunks);
+    let ts: Vec<i64> = rest.iter().flat_map(|c| c.2.iter().map(|s| s.0)).collect();
+    assert_eq!(ts, (20..30).map(|i| i * 100).collect::<Vec<_>>());
+    // The series keeps accepting histograms after the truncation.
+    let r = h
+        .append_batch(&hist_batch(m, &[], vec![int_hist(3000, 40)]), 0)
+        .expect("append");
+    assert_eq!(r.appended, 1);
 }

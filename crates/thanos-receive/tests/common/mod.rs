@@ -26,6 +26,17 @@ impl TestServer {
     pub async fn start(options: HandlerOptions, head: HeadOptions, ready: bool) -> Self {
         let registry = Registry::new();
         let tsdb = Arc::new(MultiTsdb::new(head, &registry).expect("tsdb metrics"));
+        Self::start_with(options, tsdb, registry, ready).await
+    }
+
+    /// Serves an existing `tsdb` (e.g. one opened on disk) whose metrics are in
+    /// `registry`.
+    pub async fn start_with(
+        options: HandlerOptions,
+        tsdb: Arc<MultiTsdb>,
+        registry: Registry,
+        ready: bool,
+    ) -> Self {
         let prober = Prober::new("receive", &registry).expect("prober");
         if ready {
             prober.ready();
