@@ -11,7 +11,10 @@ use crate::thanos::{Label, LabelMatcher, Series, SeriesResponse, ShardInfo, labe
 
 /// The response stream of a `thanos.Store/Series` server implementation.
 pub type SeriesStream = std::pin::Pin<
-    Box<dyn tonic::codegen::tokio_stream::Stream<Item = Result<SeriesResponse, tonic::Status>> + Send>,
+    Box<
+        dyn tonic::codegen::tokio_stream::Stream<Item = Result<SeriesResponse, tonic::Status>>
+            + Send,
+    >,
 >;
 
 impl SeriesResponse {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use thanos_proto::storepb::SeriesStream;
 use thanos_proto::thanos::info::info_server::{Info, InfoServer};
 use thanos_proto::thanos::info::{InfoRequest, InfoResponse, StoreInfo};
-use thanos_proto::storepb::SeriesStream;
 use thanos_proto::thanos::store_server::{Store, StoreServer};
 use thanos_proto::thanos::{
     LabelNamesRequest, LabelNamesResponse, LabelValuesRequest, LabelValuesResponse, SeriesRequest,
@@ -65,7 +65,6 @@ fn parse_grpc_timeout(v: &str) -> Option<Duration> {
         _ => return None,
     })
 }
-
 
 #[tonic::async_trait]
 impl Store for ProxyService {

@@ -1,9 +1,9 @@
 //! tonic service implementations: `thanos.Store` and `thanos.info.Info` over a
 //! [`BucketStore`].
 
+use thanos_proto::storepb::SeriesStream;
 use thanos_proto::thanos::info::info_server::Info;
 use thanos_proto::thanos::info::{InfoRequest, InfoResponse};
-use thanos_proto::storepb::SeriesStream;
 use thanos_proto::thanos::store_server::Store;
 use thanos_proto::thanos::{
     LabelNamesRequest, LabelNamesResponse, LabelValuesRequest, LabelValuesResponse, SeriesRequest,

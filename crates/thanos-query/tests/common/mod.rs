@@ -145,7 +145,6 @@ fn encode(samples: &[Sample], mint: i64, maxt: i64) -> Vec<AggrChunk> {
 
 struct FakeSvc(Arc<FakeStore>);
 
-
 #[tonic::async_trait]
 impl Store for FakeSvc {
     type SeriesStream = SeriesStream;
