@@ -335,11 +335,20 @@ mod tests {
         tokio::spawn(async move {
             use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
             while let Ok((mut socket, _)) = listener.accept().await {
+                // Read the whole request head first: closing a socket with unread input
+                // sends a reset, which can reach the client before the response does.
+                let mut request = Vec::new();
                 let mut buf = [0u8; 1024];
-                let _ = socket.read(&mut buf).await;
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
                 let _ = socket
                     .write_all(b"HTTP/1.0 200 OK\r\nX-Test: Yes\r\nContent-Length: 2\r\n\r\nok")
                     .await;
+                let _ = socket.shutdown().await;
             }
         });
         let dir = tempfile::tempdir().unwrap();
