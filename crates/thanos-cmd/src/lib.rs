@@ -24,6 +24,11 @@ use flags::query::QueryFlags;
 use flags::receive::ReceiveFlags;
 use flags::store::StoreFlags;
 
+/// Every binary linking this crate allocates with mimalloc: the glibc allocator spent
+/// about 40% of receive's ingest CPU and 13–30% of the querier's in malloc and free.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `thanos [global flags] <component> [flags]`.
 #[derive(Debug, Parser)]
 #[command(
