@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
+mod alloc;
 pub mod flags;
 pub mod logging;
 pub mod query;
@@ -23,11 +24,6 @@ use flags::global::GlobalFlags;
 use flags::query::QueryFlags;
 use flags::receive::ReceiveFlags;
 use flags::store::StoreFlags;
-
-/// Every binary linking this crate allocates with mimalloc: the glibc allocator spent
-/// about 40% of receive's ingest CPU and 13–30% of the querier's in malloc and free.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `thanos [global flags] <component> [flags]`.
 #[derive(Debug, Parser)]
@@ -150,6 +146,7 @@ pub fn is_kingpin_bool(arg: &clap::Arg) -> bool {
 /// Entry point of all binaries: parses `std::env::args_os()` (see [`normalize_args`]),
 /// sets up logging, validates the component's flags and runs it.
 pub fn main(component: Option<Component>) -> ExitCode {
+    alloc::configure();
     let args = normalize_args(std::env::args_os().collect(), component);
     let cli = match command()
         .try_get_matches_from(args)
