@@ -16,6 +16,8 @@ pub const METRIC_NAME: &str = "__name__";
 
 /// Separator byte used when hashing label sets (never valid inside UTF-8 text).
 pub const HASH_SEP: u8 = 0xff;
+/// Label sets whose hashed form fits in this many bytes are hashed in one pass.
+const STACK_HASH_BYTES: usize = 512;
 
 /// One label: a name and a value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -138,9 +140,27 @@ impl Labels {
     /// Prometheus's `Labels.Hash()`: xxhash64 (seed 0) over `name 0xff value 0xff` for
     /// every label in order. Stable across processes and releases.
     pub fn stable_hash(&self) -> u64 {
-        let mut h = Xxh64::new(0);
-        self.hash_into(&mut h);
-        h.digest()
+        // Label sets of up to a few hundred bytes (nearly all) are laid out in a stack
+        // buffer and hashed in one pass, which is several times faster than four streaming
+        // updates per label; larger ones are streamed.
+        let mut buf = [0u8; STACK_HASH_BYTES];
+        let mut len = 0;
+        for l in self.0.iter() {
+            let (name, value) = (l.name.as_bytes(), l.value.as_bytes());
+            let end = len + name.len() + value.len() + 2;
+            if end > buf.len() {
+                let mut h = Xxh64::new(0);
+                self.hash_into(&mut h);
+                return h.digest();
+            }
+            buf[len..len + name.len()].copy_from_slice(name);
+            len += name.len();
+            buf[len] = HASH_SEP;
+            buf[len + 1..end - 1].copy_from_slice(value);
+            buf[end - 1] = HASH_SEP;
+            len = end;
+        }
+        xxhash_rust::xxh64::xxh64(&buf[..len], 0)
     }
 
     /// Thanos receive's routing hash (`HashWithPrefix`): xxhash64 (seed 0) over
@@ -296,5 +316,17 @@ mod tests {
             Labels::empty().stable_hash(),
             xxhash_rust::xxh64::xxh64(b"", 0)
         );
+        // Both sides of the stack-buffer limit hash the same bytes the same way.
+        for len in [
+            STACK_HASH_BYTES - 3,
+            STACK_HASH_BYTES - 2,
+            STACK_HASH_BYTES * 3,
+        ] {
+            let value = "v".repeat(len);
+            let l = Labels::from_pairs([("n", value.as_str())]);
+            let bytes = [b"n\xff".as_slice(), value.as_bytes(), b"\xff"].concat();
+            let expected = xxhash_rust::xxh64::xxh64(&bytes, 0);
+            assert_eq!(l.stable_hash(), expected, "value of {len} bytes");
+        }
     }
 }
