@@ -212,6 +212,7 @@ impl Engine {
         };
         collector.collect(&expr, (params.start, params.end), None)?;
         let plan = collector.plan;
+        let has_subquery = plan.has_subquery;
         let fetches = plan
             .selectors
             .into_iter()
@@ -238,26 +239,19 @@ impl Engine {
             samples,
             "promql selectors fetched"
         );
-        let steps = if params.instant {
-            1
-        } else {
-            ((params.end - params.start) / params.step) as usize + 1
+        let times = QueryTimes {
+            start: params.start,
+            end: params.end,
+            step: if params.instant { 1 } else { params.step },
+            instant: params.instant,
+            lookback: params.lookback(&self.opts),
         };
         // Small evaluations (well under a millisecond) run inline: handing them to the
         // blocking pool and back costs more than they do. Subqueries multiply the work
         // beyond what the fetched data shows, so they always go to the pool.
-        let small = samples + series * steps <= INLINE_EVAL_MAX_WORK && !has_subquery(&expr);
+        let small = samples + series * times.n_steps() <= INLINE_EVAL_MAX_WORK && !has_subquery;
         let opts = Arc::clone(&self.opts);
-        let run = move || {
-            let times = QueryTimes {
-                start: params.start,
-                end: params.end,
-                step: if params.instant { 1 } else { params.step },
-                instant: params.instant,
-                lookback: params.lookback(&opts),
-            };
-            Evaluator::new(&opts, &fetched, times).run(&expr)
-        };
+        let run = move || Evaluator::new(&opts, &fetched, times).run(&expr);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) if !small => handle
                 .spawn_blocking(run)
@@ -272,16 +266,11 @@ impl Engine {
 /// instead of a blocking thread.
 const INLINE_EVAL_MAX_WORK: usize = 20_000;
 
-/// True when `expr` contains a subquery.
-fn has_subquery(expr: &Expr) -> bool {
-    let mut found = false;
-    visit(expr, &mut |e| found |= matches!(e, Expr::Subquery(_)));
-    found
-}
-
 #[derive(Default)]
 struct Plan {
     selectors: HashMap<String, (Vec<Matcher>, SelectHints)>,
+    /// The expression contains a subquery.
+    has_subquery: bool,
 }
 
 /// Offset of a selector or subquery in ms (positive looks back).
@@ -432,6 +421,7 @@ impl Collector<'_> {
                 self.add_selector(&m.vs, span, Some(m.range.as_millis() as i64), func)
             }
             Expr::Subquery(sq) => {
+                self.plan.has_subquery = true;
                 let (s, e) = match at_ms(&sq.at, self.params.start, self.params.end) {
                     Some(t) => (t, t),
                     None => span,

@@ -43,6 +43,13 @@ pub(crate) struct QueryTimes {
     pub lookback: i64,
 }
 
+impl QueryTimes {
+    /// Evaluation steps of the query (1 for an instant query).
+    pub fn n_steps(&self) -> usize {
+        ((self.end - self.start) / self.step) as usize + 1
+    }
+}
+
 /// The evaluation grid of one node.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Steps {
@@ -249,26 +256,14 @@ pub(crate) struct MatrixVal {
 }
 
 impl MatrixVal {
-    pub fn window<'a>(&self, s: &'a MSeries, i: usize) -> &'a [Sample] {
-        Cursor::default().window(&s.samples, self.windows[i])
-    }
-
-    /// The histogram points of `s` inside the window of step `i`.
-    pub fn hwindow<'a>(&self, s: &'a MSeries, i: usize) -> &'a [HPoint] {
-        if s.hists.is_empty() {
-            return &[];
-        }
-        Cursor::default().window(&s.hists, self.windows[i])
-    }
-
     /// Roughly how many sample visits evaluating a function over every window takes: the
     /// samples between the first and last window, times how many windows overlap at a
     /// point, plus one per series and step.
     pub fn work(&self, steps: Steps) -> usize {
-        let (Some(&(lo, _)), Some(&(_, hi))) = (self.windows.first(), self.windows.last()) else {
+        let (Some(&(wlo, whi)), Some(&(_, hi))) = (self.windows.first(), self.windows.last())
+        else {
             return 0;
         };
-        let (wlo, whi) = self.windows[0];
         let stride = match self.windows.get(1) {
             Some(&(_, next)) if next > whi => next - whi,
             _ => (whi - wlo).max(1),
@@ -276,11 +271,7 @@ impl MatrixVal {
         let overlap = usize::try_from((whi - wlo).div_euclid(stride).max(0) + 1).unwrap_or(1);
         self.series
             .iter()
-            .map(|s| {
-                let a = s.samples.partition_point(|x| x.t <= lo);
-                let b = s.samples.partition_point(|x| x.t <= hi);
-                b.saturating_sub(a) * overlap + steps.n
-            })
+            .map(|s| Cursor::default().window(&s.samples, (wlo, hi)).len() * overlap + steps.n)
             .sum()
     }
 
@@ -449,7 +440,7 @@ impl<'a> Evaluator<'a> {
                 )));
             }
         }
-        let n = ((times.end - times.start) / times.step) as usize + 1;
+        let n = times.n_steps();
         self.check_samples(n)?;
         let steps = Steps {
             start: times.start,
@@ -536,8 +527,7 @@ impl<'a> Evaluator<'a> {
                 let mut out = Vec::new();
                 let mut seen = HashSet::new();
                 for s in &m.series {
-                    let w = m.window(s, 0);
-                    let hw = m.hwindow(s, 0);
+                    let (w, hw) = m.windows_of(s).at(0);
                     if w.is_empty() && hw.is_empty() {
                         continue;
                     }
@@ -662,7 +652,7 @@ impl<'a> Evaluator<'a> {
     ) -> Vec<VSeries> {
         let lookback = self.times.lookback;
         let work = data.len() * steps.n;
-        par::map(data, self.opts.threads_for(work), |_, s| {
+        par::map(data, self.opts.threads_for(work), |s| {
             instant_points(s, at, off, steps, lookback, want_ts)
         })
         .into_iter()
@@ -1786,7 +1776,7 @@ fn aggregate_floats(
         .step_by(chunk_len)
         .map(|i0| (i0, (i0 + chunk_len).min(steps.n)))
         .collect();
-    let parts = par::map(&chunks, threads, |_, &(i0, i1)| {
+    let parts = par::map(&chunks, threads, |&(i0, i1)| {
         let len = i1 - i0;
         let mut accs = vec![Acc::default(); ngroups * len];
         for (s, &g) in input.iter().zip(group_of) {
@@ -1799,7 +1789,8 @@ fn aggregate_floats(
         }
         accs
     });
-    let mut out = vec![Vec::with_capacity(steps.n); ngroups];
+    let mut out: Vec<Vec<Option<f64>>> =
+        (0..ngroups).map(|_| Vec::with_capacity(steps.n)).collect();
     for (&(i0, i1), accs) in chunks.iter().zip(parts) {
         let len = i1 - i0;
         for (g, vals) in out.iter_mut().enumerate() {

@@ -69,7 +69,7 @@ fn over_range(
     keep_name: bool,
     f: impl Fn(&[Sample], usize, (i64, i64)) -> Option<f64> + Sync,
 ) -> Vec<VSeries> {
-    let per_series = par::map(&m.series, ev.opts.threads_for(m.work(steps)), |_, s| {
+    let per_series = par::map(&m.series, ev.opts.threads_for(m.work(steps)), |s| {
         let mut any = false;
         let mut mixed = false;
         let mut cursor = m.windows_of(s);
@@ -787,14 +787,15 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
         }
         "absent_over_time" => {
             let m = matrix_arg(ev, arg(0)?, steps)?;
-            let vals: Vec<Option<f64>> = (0..steps.n)
-                .map(|i| {
-                    (!m.series
-                        .iter()
-                        .any(|s| !m.window(s, i).is_empty() || !m.hwindow(s, i).is_empty()))
-                    .then_some(1.0)
-                })
-                .collect();
+            let mut present = vec![false; steps.n];
+            for s in &m.series {
+                let mut windows = m.windows_of(s);
+                for (i, p) in present.iter_mut().enumerate() {
+                    let (w, hw) = windows.at(i);
+                    *p |= !w.is_empty() || !hw.is_empty();
+                }
+            }
+            let vals: Vec<Option<f64>> = present.iter().map(|p| (!p).then_some(1.0)).collect();
             if vals.iter().any(Option::is_some) {
                 EVal::Vector(vec![VSeries::new(
                     absent_labels(unparen(arg(0)?)),

@@ -529,15 +529,22 @@ async fn series_inner(q: &Querier, req: Request) -> Result<ApiData, ApiError> {
     let mut all = BTreeSet::new();
     for ms in sets {
         let request = opts.series_request(&ms, start, end, true);
-        for s in storage.fetch(request).await? {
+        for s in storage.fetch(request, &ms).await? {
             all.insert(s.labels);
         }
     }
     let mut warnings = storage.take_warnings();
     let mut items: Vec<_> = all.into_iter().collect();
     apply_limit(&mut items, limit, &mut warnings);
-    let parts: Vec<String> = items.iter().map(json::labels).collect();
-    Ok(ApiData::new(format!("[{}]", parts.join(",")), warnings))
+    let mut data = String::from("[");
+    for (i, labels) in items.iter().enumerate() {
+        if i > 0 {
+            data.push(',');
+        }
+        json::write_labels(&mut data, labels);
+    }
+    data.push(']');
+    Ok(ApiData::new(data, warnings))
 }
 
 async fn labels(State(q): State<Arc<Querier>>, req: Request) -> Response {

@@ -125,13 +125,8 @@ pub fn format_float_timestamp(ms: i64) -> String {
 
 /// Appends `ms` formatted as [`format_float_timestamp`] does.
 pub fn write_float_timestamp(out: &mut String, ms: i64) {
-    let secs = ms as f64 / 1000.0;
-    let abs = secs.abs();
-    if secs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        write_go_exponent(out, secs);
-    } else {
-        let _ = write!(out, "{secs}");
-    }
+    // Go's shortest float, the same layout as a finite sample value.
+    write_value(out, ms as f64 / 1000.0);
 }
 
 /// A native histogram as Prometheus's API writes it: `{"count":"…","sum":"…","buckets":

@@ -123,18 +123,36 @@ impl QueryStorage {
         std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Streams the proxied series for a request, collecting warnings; fails on the first
-    /// proxy error.
-    pub async fn fetch(&self, request: SeriesRequest) -> Result<Vec<MergedSeries>, QueryError> {
-        let mut stream =
-            self.proxy
-                .series_from(request, self.options.deadline, &self.options.store_matchers);
+    /// Streams the proxied series for a request whose matchers are `matchers` (already
+    /// parsed), collecting warnings; fails on the first proxy error.
+    pub async fn fetch(
+        &self,
+        request: SeriesRequest,
+        matchers: &[Matcher],
+    ) -> Result<Vec<MergedSeries>, QueryError> {
+        self.collect(request, matchers, |s| Ok(Some(s))).await
+    }
+
+    /// Runs `request` through the proxy and keeps what `keep` makes of each series (in
+    /// arrival order), after counting it against the limits; warnings are collected.
+    async fn collect<T>(
+        &self,
+        request: SeriesRequest,
+        matchers: &[Matcher],
+        mut keep: impl FnMut(MergedSeries) -> Result<Option<T>, QueryError>,
+    ) -> Result<Vec<T>, QueryError> {
+        let mut stream = self.proxy.series_matching(
+            request,
+            matchers,
+            self.options.deadline,
+            &self.options.store_matchers,
+        );
         let mut out = Vec::new();
         while let Some(frame) = stream.next().await {
             match frame? {
                 ProxyFrame::Series(s) => {
                     self.account(&s)?;
-                    out.push(s);
+                    out.extend(keep(s)?);
                 }
                 ProxyFrame::Warning(w) => self.add_warning(w),
             }
@@ -200,27 +218,14 @@ impl Storage for QueryStorage {
             .dedup_active()
             .then_some(self.options.dedup_func);
         let counter_adjust = needs_counter_adjustment(hints.func.as_deref());
-        let mut stream = self.proxy.series_matching(
-            request,
-            matchers,
-            self.options.deadline,
-            &self.options.store_matchers,
-        );
-        // Decoding one series takes microseconds, so it runs here, overlapping with the
-        // stores still sending, instead of after the whole answer arrived.
-        let mut out = Vec::new();
-        while let Some(frame) = stream.next().await {
-            match frame? {
-                ProxyFrame::Series(s) => {
-                    self.account(&s)?;
-                    let series = decode_series(s, hints.start, hints.end, dedup, counter_adjust)?;
-                    if !series.samples.is_empty() || !series.histograms.is_empty() {
-                        out.push(series);
-                    }
-                }
-                ProxyFrame::Warning(w) => self.add_warning(w),
-            }
-        }
+        // Decoding one series takes microseconds, so it runs as each arrives, overlapping
+        // with the stores still sending, instead of after the whole answer arrived.
+        let out = self
+            .collect(request, matchers, |s| {
+                let series = decode_series(s, hints.start, hints.end, dedup, counter_adjust)?;
+                Ok((!series.samples.is_empty() || !series.histograms.is_empty()).then_some(series))
+            })
+            .await?;
         Ok(out)
     }
 }

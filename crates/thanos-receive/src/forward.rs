@@ -417,10 +417,9 @@ impl Distributor {
         };
         let replica = if self.local.is_some() { replica } else { 0 };
         let rejections = std::mem::take(&mut batch.rejections);
-        let histograms = batch.num_histograms() as u64;
         let written = Written {
-            samples: (batch.num_samples() as u64).saturating_sub(histograms),
-            histograms,
+            samples: batch.series.iter().map(|s| s.samples.len() as u64).sum(),
+            histograms: batch.num_histograms() as u64,
         };
         if !batch.series.is_empty()
             && let Err(err) = self

@@ -305,14 +305,6 @@ impl MemSeries {
     }
 }
 
-/// An immutable, exactly-sized chunk that was cut from a series.
-struct ClosedChunk {
-    min_t: i64,
-    max_t: i64,
-    encoding: Encoding,
-    data: Bytes,
-}
-
 /// The open histogram chunk of a series: integer or float counts.
 enum HistChunk {
     Int(HistogramChunk),
@@ -380,13 +372,28 @@ impl HistChunk {
         }
     }
 
-    /// The chunk as a [`ChunkMeta`] (`None` when empty).
+    /// The chunk as a [`ChunkMeta`] (`None` when empty), its bytes copied.
     fn meta(&self) -> Option<ChunkMeta> {
         Some(ChunkMeta {
             min_time: self.min_time()?,
             max_time: self.max_time()?,
             encoding: self.encoding(),
             data: Bytes::copy_from_slice(self.bytes()),
+        })
+    }
+
+    /// The chunk as a [`ChunkMeta`] (`None` when empty), taking its bytes.
+    fn into_meta(self) -> Option<ChunkMeta> {
+        let (min_time, max_time, encoding) = (self.min_time()?, self.max_time()?, self.encoding());
+        let data = match self {
+            Self::Int(c) => c.into_bytes(),
+            Self::Float(c) => c.into_bytes(),
+        };
+        Some(ChunkMeta {
+            min_time,
+            max_time,
+            encoding,
+            data: Bytes::from(data.into_boxed_slice()),
         })
     }
 }
@@ -401,7 +408,7 @@ struct HistState {
 }
 
 struct SeriesState {
-    closed: Vec<ClosedChunk>,
+    closed: Vec<ChunkMeta>,
     open: XorChunk,
     /// Set while the series' newest sample is a histogram; at most one of `open` and
     /// `hist.open` holds samples (a sample of the other type cuts the open chunk).
@@ -462,7 +469,7 @@ impl SeriesState {
             && let Some(open) = hist.open
         {
             // The sample type changes: the histogram chunk is closed.
-            self.close_hist(&open);
+            self.closed.extend(open.into_meta());
         }
         if !self.open.is_empty()
             && (self.open.num_samples() >= opts.samples_per_chunk || s.t >= self.open_end)
@@ -534,7 +541,7 @@ impl SeriesState {
                 None => {}
             }
             if let Some(open) = hist.open.take() {
-                self.close_hist(&open);
+                self.closed.extend(open.into_meta());
             }
         }
         let mut chunk = HistChunk::for_value(v, header);
@@ -557,27 +564,16 @@ impl SeriesState {
 
     fn cut(&mut self) {
         let open = std::mem::take(&mut self.open);
-        let (Some(min_t), Some(max_t)) = (open.min_time(), open.max_time()) else {
+        let (Some(min_time), Some(max_time)) = (open.min_time(), open.max_time()) else {
             return;
         };
         let data = Bytes::from(open.into_bytes().into_boxed_slice());
-        self.closed.push(ClosedChunk {
-            min_t,
-            max_t,
+        self.closed.push(ChunkMeta {
+            min_time,
+            max_time,
             encoding: Encoding::Xor,
             data,
         });
-    }
-
-    fn close_hist(&mut self, open: &HistChunk) {
-        if let Some(m) = open.meta() {
-            self.closed.push(ClosedChunk {
-                min_t: m.min_time,
-                max_t: m.max_time,
-                encoding: m.encoding,
-                data: m.data,
-            });
-        }
     }
 
     fn open_hist(&self) -> Option<&HistChunk> {
@@ -625,12 +621,7 @@ impl SeriesState {
             }
         };
         for c in &self.closed {
-            take(ChunkMeta {
-                min_time: c.min_t,
-                max_time: c.max_t,
-                encoding: c.encoding,
-                data: c.data.clone(),
-            });
+            take(c.clone());
         }
         if let Some(open) = self.open_meta() {
             take(open);
@@ -641,17 +632,17 @@ impl SeriesState {
     /// Drops every sample older than `mint`; returns the number of chunks removed.
     fn truncate(&mut self, mint: i64) -> u64 {
         let mut removed = 0;
-        if self.closed.iter().any(|c| c.min_t < mint) {
+        if self.closed.iter().any(|c| c.min_time < mint) {
             let mut kept = Vec::with_capacity(self.closed.len());
             for c in std::mem::take(&mut self.closed) {
-                if c.max_t < mint {
+                if c.max_time < mint {
                     removed += 1;
-                } else if c.min_t < mint {
+                } else if c.min_time < mint {
                     let parts = reencode(c.encoding, &c.data, mint, i64::MAX);
                     if parts.is_empty() {
                         removed += 1;
                     }
-                    kept.extend(parts.into_iter().map(ClosedChunk::from));
+                    kept.extend(parts);
                 } else {
                     kept.push(c);
                 }
@@ -672,7 +663,7 @@ impl SeriesState {
                 // The part at or after `mint` is closed; a later histogram starts a new
                 // chunk.
                 let parts = reencode(open.encoding(), open.bytes(), mint, i64::MAX);
-                self.closed.extend(parts.into_iter().map(ClosedChunk::from));
+                self.closed.extend(parts);
             }
         }
         if let (Some(a), Some(b)) = (self.open.min_time(), self.open.max_time()) {
@@ -694,14 +685,14 @@ impl SeriesState {
     fn min_time(&self) -> Option<i64> {
         self.closed
             .first()
-            .map(|c| c.min_t)
+            .map(|c| c.min_time)
             .or_else(|| self.open_range().map(|(a, _)| a))
     }
 
     fn overlaps(&self, mint: i64, maxt: i64) -> bool {
         self.closed
             .iter()
-            .any(|c| c.max_t >= mint && c.min_t <= maxt)
+            .any(|c| c.max_time >= mint && c.min_time <= maxt)
             || matches!(self.open_range(), Some((a, b)) if b >= mint && a <= maxt)
     }
 
@@ -709,13 +700,8 @@ impl SeriesState {
         let mut out: Vec<ChunkMeta> = self
             .closed
             .iter()
-            .filter(|c| c.max_t >= mint && c.min_t <= maxt)
-            .map(|c| ChunkMeta {
-                min_time: c.min_t,
-                max_time: c.max_t,
-                encoding: c.encoding,
-                data: c.data.clone(),
-            })
+            .filter(|c| c.max_time >= mint && c.min_time <= maxt)
+            .cloned()
             .collect();
         if let Some((a, b)) = self.open_range()
             && b >= mint
@@ -724,17 +710,6 @@ impl SeriesState {
             out.extend(self.open_meta());
         }
         out
-    }
-}
-
-impl From<ChunkMeta> for ClosedChunk {
-    fn from(c: ChunkMeta) -> Self {
-        Self {
-            min_t: c.min_time,
-            max_t: c.max_time,
-            encoding: c.encoding,
-            data: c.data,
-        }
     }
 }
 
@@ -814,11 +789,10 @@ fn reencode_hist(samples: impl Iterator<Item = (i64, HistogramValue)>) -> Vec<Ch
             match c.append(t, &v) {
                 Ok(AppendOutcome::Appended | AppendOutcome::Recoded) => continue,
                 Ok(AppendOutcome::NewChunk(reason)) => {
-                    out.extend(c.meta());
                     let mut fresh = HistChunk::for_value(&v, reason.next_chunk_header());
                     // Decoded samples of one chunk fit an empty chunk of their kind.
                     let _ = fresh.append(t, &v);
-                    chunk = Some(fresh);
+                    out.extend(chunk.replace(fresh).and_then(HistChunk::into_meta));
                     continue;
                 }
                 Err(_) => continue,
@@ -828,7 +802,7 @@ fn reencode_hist(samples: impl Iterator<Item = (i64, HistogramValue)>) -> Vec<Ch
         let _ = fresh.append(t, &v);
         chunk = Some(fresh);
     }
-    out.extend(chunk.as_ref().and_then(HistChunk::meta));
+    out.extend(chunk.and_then(HistChunk::into_meta));
     out
 }
 

@@ -129,11 +129,12 @@ impl HistogramSample {
     /// Decodes one `Histogram` message (the bytes of a `TimeSeries.histograms` entry; the
     /// 2.0-only start timestamp, field 17, is ignored).
     pub fn decode(buf: &[u8]) -> Result<Self, prost::DecodeError> {
-        prometheus_copy::Histogram::decode(buf).map(|h| Self::from_proto(&h))
+        prometheus_copy::Histogram::decode(buf).map(Self::from_proto)
     }
 
-    /// Converts a decoded message. A missing count oneof is an integer count of 0.
-    pub fn from_proto(h: &prometheus_copy::Histogram) -> Self {
+    /// Converts a decoded message (its bucket vectors are moved, not copied). A missing
+    /// count oneof is an integer count of 0.
+    pub fn from_proto(h: prometheus_copy::Histogram) -> Self {
         let hint = hint_from_proto(h.reset_hint);
         let value = match h.count {
             Some(pb::Count::CountFloat(count)) => HistogramValue::Float(FloatHistogram {
@@ -149,9 +150,9 @@ impl HistogramSample {
                 sum: h.sum,
                 positive_spans: spans_from_proto(&h.positive_spans),
                 negative_spans: spans_from_proto(&h.negative_spans),
-                positive_buckets: h.positive_counts.clone(),
-                negative_buckets: h.negative_counts.clone(),
-                custom_values: h.custom_values.clone(),
+                positive_buckets: h.positive_counts,
+                negative_buckets: h.negative_counts,
+                custom_values: h.custom_values,
             }),
             Some(pb::Count::CountInt(_)) | None => HistogramValue::Int(Histogram {
                 counter_reset_hint: hint,
@@ -169,9 +170,9 @@ impl HistogramSample {
                 sum: h.sum,
                 positive_spans: spans_from_proto(&h.positive_spans),
                 negative_spans: spans_from_proto(&h.negative_spans),
-                positive_buckets: h.positive_deltas.clone(),
-                negative_buckets: h.negative_deltas.clone(),
-                custom_values: h.custom_values.clone(),
+                positive_buckets: h.positive_deltas,
+                negative_buckets: h.negative_deltas,
+                custom_values: h.custom_values,
             }),
         };
         Self {

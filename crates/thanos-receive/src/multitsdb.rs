@@ -282,8 +282,9 @@ impl MultiTsdb {
             return Ok(Arc::clone(t.head()));
         }
         tracing::info!(tenant, "creating tenant head");
+        // A tenant first seen now has no WAL to replay: one replay worker is enough.
         let (t, _) = self
-            .create_tenant(tenant, wal::default_workers())
+            .create_tenant(tenant, 1)
             .map_err(|e| WriteError::Storage {
                 tenant: tenant.to_owned(),
                 reason: e.to_string(),

@@ -288,7 +288,7 @@ pub async fn run_reload_loop<R: Reload>(
 ) -> Result<(), std::convert::Infallible> {
     let tick = tick.max(Duration::from_millis(10));
     let name = reloader.name();
-    let mut this = Some(reloader);
+    let mut reloader = reloader;
     let mut last_read = Instant::now();
     tokio::pin!(shutdown);
     loop {
@@ -296,30 +296,25 @@ pub async fn run_reload_loop<R: Reload>(
             () = &mut shutdown => return Ok(()),
             () = tokio::time::sleep(tick) => {}
         }
-        let Some(mut reloader) = this.take() else {
-            return Ok(());
-        };
         let due = last_read.elapsed() >= refresh;
         let joined = tokio::task::spawn_blocking(move || {
-            if due || reloader.changed() {
+            let read = due || reloader.changed();
+            if read {
                 reloader.reload();
-                (reloader, true)
-            } else {
-                (reloader, false)
             }
+            (reloader, read)
         })
         .await;
-        match joined {
-            Ok((reloader, read)) => {
-                if read {
-                    last_read = Instant::now();
-                }
-                this = Some(reloader);
-            }
+        let read;
+        (reloader, read) = match joined {
+            Ok(back) => back,
             Err(err) => {
                 tracing::error!(config = name, err = %err, "reload task failed; reloading stopped");
                 return Ok(());
             }
+        };
+        if read {
+            last_read = Instant::now();
         }
     }
 }

@@ -23,9 +23,10 @@
 //! block's end) and deletes them, so the WAL stays bounded; replay then starts from that
 //! checkpoint and reads the segments after it.
 //!
-//! Only float samples and series records are replayed; histogram, exemplar, metadata,
-//! tombstone and mmap-marker records (which a Prometheus WAL may hold) are counted and
-//! skipped, as are samples whose series record is missing.
+//! Series, float sample and native histogram sample records (integer, float and
+//! custom-bucket) are replayed; exemplar, metadata, tombstone and mmap-marker records
+//! (which a Prometheus WAL may hold) are counted and skipped, as are samples whose series
+//! record is missing.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -211,7 +211,7 @@ impl Batch {
             let histograms = ts
                 .histograms
                 .iter()
-                .map(HistogramSample::from_proto)
+                .map(|h| HistogramSample::from_proto(h.clone()))
                 .collect();
             batch.add_series(&labels, samples, histograms);
         }

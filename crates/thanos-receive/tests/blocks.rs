@@ -3,16 +3,19 @@
 //! between block and checkpoint, flush, retention, and StoreAPI over blocks + head
 //! returning every sample exactly once.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
+use common::store_series;
 use prometheus::Registry;
 use thanos_model::chunkenc::XorIterator;
 use thanos_model::{Label, Labels, Sample};
-use thanos_proto::thanos::{LabelMatcher, LabelValuesRequest, SeriesRequest, label_matcher};
+use thanos_proto::thanos::LabelValuesRequest;
 use thanos_receive::{Batch, HeadOptions, MultiTsdb, ReceiveStore, SeriesSamples, Storage};
 use thanos_wal::wlog::{WalOptions, list_checkpoints, list_segments};
 
@@ -158,21 +161,8 @@ fn head_dump(tsdb: &MultiTsdb, tenant: &str) -> Expected {
 /// Everything the StoreAPI returns for `__name__="m"`, keyed by the stored labels
 /// (external labels removed); fails if a series comes twice or a sample repeats.
 fn store_dump(tsdb: &Arc<MultiTsdb>) -> Expected {
-    let store = ReceiveStore::new([("replica", "r0")], "tenant_id");
-    assert!(store.attach(Arc::clone(tsdb)));
-    let req = SeriesRequest {
-        min_time: i64::MIN,
-        max_time: i64::MAX,
-        matchers: vec![LabelMatcher {
-            r#type: label_matcher::Type::Eq as i32,
-            name: "__name__".into(),
-            value: "m".into(),
-        }],
-        without_replica_labels: vec!["replica".into(), "tenant_id".into()],
-        ..SeriesRequest::default()
-    };
     let mut out = Expected::new();
-    for s in store.series_blocking(&req).expect("series") {
+    for s in store_series(tsdb, "__name__", "m") {
         let labels = Labels::from_pairs(s.labels.iter().map(|l| (l.name.clone(), l.value.clone())));
         let mut samples = Vec::new();
         for c in &s.chunks {

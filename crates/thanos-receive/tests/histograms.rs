@@ -12,12 +12,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestServer, ts, v1_body};
+use common::{TestServer, store_series, ts};
 use prometheus::Registry;
 use thanos_model::chunkenc::{SampleIterator, decode_any};
 use thanos_proto::prometheus as pb1;
-use thanos_proto::thanos::{LabelMatcher, SeriesRequest, chunk, label_matcher};
-use thanos_receive::{HandlerOptions, HeadOptions, MultiTsdb, ReceiveStore, Storage};
+use thanos_proto::thanos::chunk;
+use thanos_receive::{HandlerOptions, HeadOptions, MultiTsdb, Storage};
 use thanos_test_support::process::free_port;
 use thanos_test_support::prometheus::Prometheus;
 use thanos_wal::wlog::WalOptions;
@@ -148,21 +148,8 @@ fn assert_dump_eq(got: &Dump, want: &Dump) {
 
 /// Everything the StoreAPI returns for `job="a"`, chunks decoded by their wire type.
 fn store_dump(tsdb: &Arc<MultiTsdb>) -> Dump {
-    let store = ReceiveStore::new([("replica", "r0")], "tenant_id");
-    assert!(store.attach(Arc::clone(tsdb)));
-    let req = SeriesRequest {
-        min_time: i64::MIN,
-        max_time: i64::MAX,
-        matchers: vec![LabelMatcher {
-            r#type: label_matcher::Type::Eq as i32,
-            name: "job".into(),
-            value: "a".into(),
-        }],
-        without_replica_labels: vec!["replica".into(), "tenant_id".into()],
-        ..SeriesRequest::default()
-    };
     let mut out = Dump::new();
-    for s in store.series_blocking(&req).expect("series") {
+    for s in store_series(tsdb, "job", "a") {
         let labels = thanos_model::Labels::from_pairs(
             s.labels.iter().map(|l| (l.name.clone(), l.value.clone())),
         );
@@ -171,12 +158,9 @@ fn store_dump(tsdb: &Arc<MultiTsdb>) -> Dump {
             let raw = c.raw.as_ref().expect("raw chunk");
             let kind = chunk::Encoding::try_from(raw.r#type).expect("known chunk type");
             kinds.push(kind.as_str_name());
-            let encoding = match kind {
-                chunk::Encoding::Xor => thanos_model::Encoding::Xor,
-                chunk::Encoding::Histogram => thanos_model::Encoding::Histogram,
-                chunk::Encoding::FloatHistogram => thanos_model::Encoding::FloatHistogram,
-            };
-            match decode_any(encoding.as_u8(), &raw.data).expect("decode") {
+            // StoreAPI chunk encodings are the TSDB values minus one.
+            let encoding = u8::try_from(raw.r#type + 1).expect("chunk type");
+            match decode_any(encoding, &raw.data).expect("decode") {
                 SampleIterator::Float(it) => points.extend(it.map(|x| (x.t, x.v, f64::NAN))),
                 SampleIterator::Histogram(it) => {
                     points.extend(it.map(|(t, h)| (t, h.count as f64, h.sum)));
@@ -209,11 +193,7 @@ fn open(dir: &Path, registry: &Registry) -> Arc<MultiTsdb> {
 }
 
 async fn post(client: &reqwest::Client, url: &str, series: Vec<pb1::TimeSeries>) -> (u16, String) {
-    let resp = client
-        .post(url)
-        .header("Content-Type", "application/x-protobuf")
-        .header("Content-Encoding", "snappy")
-        .body(v1_body(series))
+    let resp = thanos_test_support::remote_write::request(client, url, series)
         .send()
         .await
         .expect("post");

@@ -627,11 +627,7 @@ impl BucketStore {
                 if chunks.is_empty() {
                     continue;
                 }
-                let labels = if block.ext_labels.is_empty() && ctx.without.is_empty() {
-                    labels
-                } else {
-                    finalize_labels(&labels, &block.ext_labels, &ctx.without)
-                };
+                let labels = finalize_labels(&labels, &block.ext_labels, &ctx.without);
                 if in_shard(&labels, ctx.shard.as_ref()) {
                     kept.push((labels, chunks));
                 }
@@ -746,13 +742,13 @@ impl BucketStore {
             )),
         });
         let limit = usize::try_from(req.limit).ok().filter(|&l| l > 0);
+        let timer = CallTimer {
+            store: self.clone(),
+            start,
+            limiter: Arc::clone(&ctx.limiter),
+            _permit: permit,
+        };
         if work.iter().all(|(b, _)| b.is_local()) {
-            let timer = CallTimer {
-                store: self.clone(),
-                start,
-                limiter: Arc::clone(&ctx.limiter),
-                _permit: permit,
-            };
             let items: Vec<Result<Series>> = match self.series_local(work, ctx, limit).await {
                 Ok(series) => series.into_iter().map(Ok).collect(),
                 Err(e) => vec![Err(e)],
@@ -775,22 +771,11 @@ impl BucketStore {
             });
         }
         let (out_tx, out_rx) = mpsc::channel::<Result<Series>>(16);
-        let store = self.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _timer = timer;
             // Dropping the JoinSet aborts producers still running when the merge stops.
             let _tasks = tasks;
             let res = merge_streams(cursors, limit, &out_tx).await;
-            store
-                .inner
-                .metrics
-                .series_get_all_duration
-                .observe(start.elapsed().as_secs_f64());
-            tracing::debug!(
-                fetched_bytes = ctx.limiter.bytes(),
-                elapsed_ms = start.elapsed().as_millis() as u64,
-                "series call done"
-            );
             if let Err(e) = res {
                 let _ = out_tx.send(Err(e)).await;
             }
@@ -846,16 +831,7 @@ impl BucketStore {
                 .try_collect()
                 .await?
         };
-        if single {
-            let take = limit.unwrap_or(usize::MAX);
-            return Ok(per_block
-                .into_iter()
-                .flatten()
-                .take(take)
-                .map(|(labels, chunks)| finish_series(&labels, chunks))
-                .collect());
-        }
-        if total <= INLINE_SERIES {
+        if single || total <= INLINE_SERIES {
             return Ok(merge_sorted(per_block, limit));
         }
         spawn_blocking("merge series of blocks".into(), move || {

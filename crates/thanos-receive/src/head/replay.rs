@@ -264,6 +264,9 @@ impl ReplaySink<'_> {
     }
 
     fn flush(&mut self, worker: usize) {
+        if self.pending[worker].is_empty() {
+            return;
+        }
         let work = std::mem::replace(
             &mut self.pending[worker],
             Work {
@@ -272,9 +275,6 @@ impl ReplaySink<'_> {
                 histograms: Vec::new(),
             },
         );
-        if work.is_empty() {
-            return;
-        }
         // A send only fails when the worker panicked; the panic resurfaces when it is
         // joined.
         let _ = self.senders[worker].send(work);

@@ -9,7 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus::Registry;
 use thanos_proto::prometheus as pb1;
-use thanos_receive::{Handler, HandlerOptions, HeadOptions, MultiTsdb};
+use thanos_proto::thanos::{LabelMatcher, Series, SeriesRequest, label_matcher};
+use thanos_receive::{Handler, HandlerOptions, HeadOptions, MultiTsdb, ReceiveStore};
 use thanos_server::Prober;
 use tokio::task::JoinHandle;
 
@@ -118,4 +119,23 @@ pub fn v1_body(series: Vec<pb1::TimeSeries>) -> Vec<u8> {
     })
     .expect("encode")
     .to_vec()
+}
+
+/// What the StoreAPI of `tsdb` (external label `replica="r0"`, tenant label `tenant_id`,
+/// both removed again as replica labels) answers for `name="value"` over all time.
+pub fn store_series(tsdb: &Arc<MultiTsdb>, name: &str, value: &str) -> Vec<Series> {
+    let store = ReceiveStore::new([("replica", "r0")], "tenant_id");
+    assert!(store.attach(Arc::clone(tsdb)));
+    let req = SeriesRequest {
+        min_time: i64::MIN,
+        max_time: i64::MAX,
+        matchers: vec![LabelMatcher {
+            r#type: label_matcher::Type::Eq as i32,
+            name: name.into(),
+            value: value.into(),
+        }],
+        without_replica_labels: vec!["replica".into(), "tenant_id".into()],
+        ..SeriesRequest::default()
+    };
+    store.series_blocking(&req).expect("series")
 }
