@@ -53,6 +53,19 @@ enum Content {
     Prefixed { trailer: u64 },
 }
 
+impl Content {
+    /// The whole length (prefix, body, trailer) of the length-prefixed record at the start
+    /// of `buf`; `None` for exact ranges or when `buf` does not start with a valid length.
+    fn record_len(self, buf: &[u8]) -> Option<u64> {
+        match self {
+            Content::Exact => None,
+            Content::Prefixed { trailer } => uvarint(buf)
+                .ok()
+                .map(|(n, k)| (k as u64).saturating_add(n).saturating_add(trailer)),
+        }
+    }
+}
+
 /// Series entry: `uvarint` length, body, CRC32.
 const SERIES_RECORD: Content = Content::Prefixed { trailer: 4 };
 /// Chunk record: `uvarint` length, encoding byte, data, CRC32.
@@ -380,16 +393,9 @@ impl BucketBlock {
                     let a = r.start.min(b);
                     // Bounded by `len`, which came from `data.len()`.
                     let (a, b) = (a as usize, b as usize);
-                    let end = match content {
-                        Content::Exact => b,
-                        Content::Prefixed { trailer } => match uvarint(&data[a..b]) {
-                            Ok((n, k)) => usize::try_from(
-                                (k as u64).saturating_add(n).saturating_add(trailer),
-                            )
-                            .map_or(b, |need| b.min(a.saturating_add(need))),
-                            Err(_) => b,
-                        },
-                    };
+                    let end = content.record_len(&data[a..b]).map_or(b, |need| {
+                        usize::try_from(need).map_or(b, |need| b.min(a.saturating_add(need)))
+                    });
                     a..end
                 })
                 .collect();
@@ -621,9 +627,9 @@ impl BucketBlock {
         let mut needs = Vec::with_capacity(bufs.len());
         let mut short: Vec<usize> = Vec::new();
         for (i, (range, buf)) in ranges.iter().zip(&bufs).enumerate() {
-            let need = match uvarint(buf) {
-                Ok((len, n)) => (n as u64).saturating_add(len).saturating_add(4),
-                Err(_) if buf.len() >= 10 => {
+            let need = match SERIES_RECORD.record_len(buf) {
+                Some(need) => need,
+                None if buf.len() >= 10 => {
                     return Err(Error::Corrupt {
                         block: id,
                         file: "index".into(),
@@ -632,7 +638,7 @@ impl BucketBlock {
                     });
                 }
                 // Too short to even hold the length: refetch with the configured estimate.
-                Err(_) => self.cfg.est_series_size,
+                None => self.cfg.est_series_size,
             };
             if (buf.len() as u64) < need {
                 short.push(i);
@@ -720,10 +726,9 @@ impl BucketBlock {
             let mut needs = Vec::with_capacity(bufs.len());
             let mut short: Vec<usize> = Vec::new();
             for (i, buf) in bufs.iter().enumerate() {
-                let need = match uvarint(buf) {
-                    Ok((len, n)) => (n as u64).saturating_add(len).saturating_add(5),
-                    Err(_) => self.cfg.est_chunk_size,
-                };
+                let need = CHUNK_RECORD
+                    .record_len(buf)
+                    .unwrap_or(self.cfg.est_chunk_size);
                 if (buf.len() as u64) < need {
                     short.push(i);
                 }
