@@ -12,7 +12,7 @@
 //! new chunk.
 //!
 //! Byte compatibility is checked against chunks written by Prometheus 2.42 (see the
-//! crate's `tests/prometheus_histogram_chunks.rs`).
+//! crate's `tests/integration/prometheus_histogram_chunks.rs`).
 
 mod float;
 mod int;
