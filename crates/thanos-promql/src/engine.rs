@@ -139,7 +139,7 @@ impl Engine {
     /// Parses `query` (errors read like Prometheus's `parse error: …`) and rejects
     /// experimental functions and aggregations unless they are enabled.
     pub fn parse(&self, query: &str) -> Result<Expr, Error> {
-        let expr = parser::parse(query).map_err(Error::Parse)?;
+        let expr = parser::parse(&crate::bytestr::normalize(query)).map_err(Error::Parse)?;
         if !self.opts.enable_experimental_functions {
             check_no_experimental(&expr)?;
         }

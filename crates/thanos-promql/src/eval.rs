@@ -895,8 +895,11 @@ impl<'a> Evaluator<'a> {
                         ));
                     }
                 };
-                if label.is_empty() {
-                    return exec_err(format!("invalid label name {label:?}"));
+                if !crate::bytestr::is_valid_label_name(&label) {
+                    return exec_err(format!(
+                        "invalid label name {}",
+                        crate::bytestr::go_quote(&label)
+                    ));
                 }
                 let mut out: Vec<VSeries> = Vec::new();
                 let mut idx: HashMap<Labels, usize> = HashMap::new();

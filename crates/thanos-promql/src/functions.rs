@@ -672,7 +672,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
             let repl = string_arg(arg(2)?)?;
             let src = string_arg(arg(3)?)?;
             let re = regex_for(name, &string_arg(arg(4)?)?)?;
-            if dst.is_empty() {
+            if !crate::bytestr::is_valid_label_name(&dst) {
                 return exec_err(format!(
                     "invalid destination label name in label_replace(): {dst}"
                 ));
@@ -702,7 +702,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
                 .iter()
                 .map(|e| string_arg(e))
                 .collect::<Result<_, _>>()?;
-            if dst.is_empty() {
+            if !crate::bytestr::is_valid_label_name(&dst) {
                 return exec_err(format!(
                     "invalid destination label name in label_join(): {dst}"
                 ));

@@ -23,7 +23,10 @@
 //!
 //! Duration expressions (`x[5m+step()]`, `offset min_of(step(), 1m)`), which
 //! `promql-parser` 0.11 cannot parse, are rewritten into literal durations before parsing
-//! when experimental features are enabled ([`Engine::parse_for`]).
+//! when experimental features are enabled ([`Engine::parse_for`]). String literals whose
+//! Go byte escapes (`"\xc3\xbf"`, `"\xff"`) the parser would read as Latin-1 characters
+//! are decoded the Go way first, so that a name that is not UTF-8 is refused as in
+//! Prometheus.
 //!
 //! Native histograms: series carry float and float-histogram samples (see [`Series`]);
 //! selectors, lookback and staleness, `rate`/`increase`/`delta`/`irate`/`idelta` with
@@ -52,6 +55,7 @@
 //! assert_eq!(v[0].v, 1.0);
 //! ```
 
+mod bytestr;
 mod durations;
 pub mod engine;
 pub mod error;
