@@ -1181,13 +1181,15 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, steps: Steps) -> Result<EVa
             // last series that has a sample at one of them.
             let bad = if q.iter().any(|v| is_bad(*v)) {
                 m.series.iter().rev().find_map(|s| {
+                    // the window cursor only moves forward: scan the steps in order
                     let mut cursor = m.windows_of(s);
-                    let used: Vec<bool> =
-                        (0..steps.n).map(|i| !cursor.at(i).0.is_empty()).collect();
-                    (0..steps.n)
-                        .rev()
-                        .find(|&i| used[i] && is_bad(q[i]))
-                        .map(|i| q[i])
+                    let mut last = None;
+                    for i in (0..steps.n).filter(|&i| is_bad(q[i])) {
+                        if !cursor.at(i).0.is_empty() {
+                            last = Some(q[i]);
+                        }
+                    }
+                    last
                 })
             } else {
                 None

@@ -369,14 +369,21 @@ impl BucketBlock {
         }
     }
 
-    /// Fetches `ranges` of `path`, merging neighbours, after reserving their bytes with
+    /// The bucket object holding `file`; `None` for a segment the block does not have.
+    fn object(&self, file: BlockFile) -> Option<&Path> {
+        match file {
+            BlockFile::Index => Some(&self.index_path),
+            BlockFile::Segment(i) => self.segments.get(i).map(|(path, _)| path),
+        }
+    }
+
+    /// Fetches `ranges` of `file`, merging neighbours, after reserving their bytes with
     /// the limiter. Returns the bytes of every input range, in input order (ranges must be
     /// sorted by start). Ranges are clipped to the object's end. A block read from disk
     /// slices its mapping of `file` instead (no copy), charging only the bytes it returns.
     async fn fetch_ranges(
         &self,
         file: BlockFile,
-        path: &Path,
         ranges: &[Range<u64>],
         content: Content,
         limiter: &QueryLimiter,
@@ -404,6 +411,14 @@ impl BucketBlock {
             self.fetched.with_label_values(&[data_type]).inc_by(total);
             return Ok(cut.into_iter().map(|r| data.slice(r)).collect());
         }
+        let Some(path) = self.object(file) else {
+            return Err(Error::Corrupt {
+                block: self.id(),
+                file: format!("{file:?}"),
+                offset: 0,
+                reason: "reference into a file the block does not have".into(),
+            });
+        };
         let parts = partition(ranges, self.cfg.max_gap);
         let total: u64 = parts.iter().map(|p| p.end - p.start).sum();
         limiter.reserve_bytes(total)?;
@@ -466,7 +481,6 @@ impl BucketBlock {
         let bufs = self
             .fetch_ranges(
                 BlockFile::Index,
-                &self.index_path,
                 &ranges,
                 Content::Exact,
                 limiter,
@@ -614,14 +628,7 @@ impl BucketBlock {
             })
             .collect();
         let mut bufs = self
-            .fetch_ranges(
-                BlockFile::Index,
-                &self.index_path,
-                &ranges,
-                SERIES_RECORD,
-                limiter,
-                "series",
-            )
+            .fetch_ranges(BlockFile::Index, &ranges, SERIES_RECORD, limiter, "series")
             .await?;
         // Entries longer than estimated are refetched, all in one more round.
         let mut needs = Vec::with_capacity(bufs.len());
@@ -654,14 +661,7 @@ impl BucketBlock {
                 })
                 .collect();
             let fetched = self
-                .fetch_ranges(
-                    BlockFile::Index,
-                    &self.index_path,
-                    &again,
-                    SERIES_RECORD,
-                    limiter,
-                    "series",
-                )
+                .fetch_ranges(BlockFile::Index, &again, SERIES_RECORD, limiter, "series")
                 .await?;
             for (&i, b) in short.iter().zip(fetched) {
                 bufs[i] = b;
@@ -702,7 +702,7 @@ impl BucketBlock {
         let mut out = HashMap::with_capacity(refs.len());
         for (seg, offsets) in by_seg {
             let file = thanos_tsdb::chunks::segment_name(seg);
-            let Some((path, size)) = self.segments.get(seg as usize) else {
+            let Some((_, size)) = self.segments.get(seg as usize) else {
                 return Err(Error::Corrupt {
                     block: id,
                     file: format!("chunks/{file}"),
@@ -721,7 +721,7 @@ impl BucketBlock {
                 .collect();
             let file_id = BlockFile::Segment(seg as usize);
             let mut bufs = self
-                .fetch_ranges(file_id, path, &ranges, CHUNK_RECORD, limiter, "chunks")
+                .fetch_ranges(file_id, &ranges, CHUNK_RECORD, limiter, "chunks")
                 .await?;
             let mut needs = Vec::with_capacity(bufs.len());
             let mut short: Vec<usize> = Vec::new();
@@ -743,7 +743,7 @@ impl BucketBlock {
                     })
                     .collect();
                 let fetched = self
-                    .fetch_ranges(file_id, path, &again, CHUNK_RECORD, limiter, "chunks")
+                    .fetch_ranges(file_id, &again, CHUNK_RECORD, limiter, "chunks")
                     .await?;
                 for (&i, b) in short.iter().zip(fetched) {
                     bufs[i] = b;
