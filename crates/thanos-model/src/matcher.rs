@@ -13,7 +13,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::ModelError;
-use crate::fast_regex::FastRegex;
+use crate::fast_regex::{self, FastRegex};
 use crate::labels::Labels;
 
 /// The kind of a matcher.
@@ -61,12 +61,12 @@ impl Matcher {
         let value = value.into();
         let re = match match_type {
             MatchType::RegexMatch | MatchType::RegexNoMatch => {
-                let re = FastRegex::new(&value).map_err(|reason| ModelError::InvalidRegex {
+                let re = fast_regex::cached(&value).map_err(|reason| ModelError::InvalidRegex {
                     name: name.clone(),
                     regex: value.clone(),
                     reason,
                 })?;
-                Some(Arc::new(re))
+                Some(re)
             }
             _ => None,
         };
