@@ -218,17 +218,45 @@ impl Storage for QueryStorage {
             .dedup_active()
             .then_some(self.options.dedup_func);
         let counter_adjust = needs_counter_adjustment(hints.func.as_deref());
-        // Decoding one series takes microseconds, so it runs as each arrives, overlapping
-        // with the stores still sending, instead of after the whole answer arrived.
-        let out = self
-            .collect(request, matchers, |s| {
-                let series = decode_series(s, hints.start, hints.end, dedup, counter_adjust)?;
-                Ok((!series.samples.is_empty() || !series.histograms.is_empty()).then_some(series))
-            })
-            .await?;
+        let (start, end) = (hints.start, hints.end);
+        let decode = move |batch: Vec<MergedSeries>| -> Result<Vec<Series>, QueryError> {
+            let mut out = Vec::with_capacity(batch.len());
+            for s in batch {
+                let series = decode_series(s, start, end, dedup, counter_adjust)?;
+                if !series.samples.is_empty() || !series.histograms.is_empty() {
+                    out.push(series);
+                }
+            }
+            Ok(out)
+        };
+        // Full batches are decoded on the blocking pool while the stores still send, so
+        // decoding runs on another core than receiving; the last (for a small answer,
+        // the only) batch is decoded here, without a hand-off.
+        let mut batch = Vec::new();
+        let mut decoding = Vec::new();
+        self.collect::<()>(request, matchers, |s| {
+            batch.push(s);
+            if batch.len() >= DECODE_BATCH {
+                let full = std::mem::take(&mut batch);
+                decoding.push(tokio::task::spawn_blocking(move || decode(full)));
+            }
+            Ok(None)
+        })
+        .await?;
+        let last = decode(batch)?;
+        let mut out = Vec::new();
+        for task in decoding {
+            let decoded = task.await.map_err(|e| QueryError::Task(e.to_string()))?;
+            out.extend(decoded?);
+        }
+        out.extend(last);
         Ok(out)
     }
 }
+
+/// Series decoded per blocking task by [`QueryStorage::select`]: a few milliseconds of
+/// work for typical chunks, enough to pay for the hand-off.
+const DECODE_BATCH: usize = 256;
 
 /// Where the samples of one decoded float chunk sit in a series' sample buffer.
 #[derive(Debug, Clone, Copy)]
