@@ -146,7 +146,6 @@ pub fn is_kingpin_bool(arg: &clap::Arg) -> bool {
 /// Entry point of all binaries: parses `std::env::args_os()` (see [`normalize_args`]),
 /// sets up logging, validates the component's flags and runs it.
 pub fn main(component: Option<Component>) -> ExitCode {
-    alloc::configure();
     let args = normalize_args(std::env::args_os().collect(), component);
     let cli = match command()
         .try_get_matches_from(args)
@@ -155,6 +154,7 @@ pub fn main(component: Option<Component>) -> ExitCode {
         Ok(cli) => cli,
         Err(err) => err.exit(),
     };
+    alloc::configure(matches!(cli.command, Command::Receive(_)));
     logging::init(&cli.global);
     let name = match &cli.command {
         Command::Receive(_) => "receive",
