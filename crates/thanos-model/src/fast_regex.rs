@@ -5,43 +5,21 @@
 //! precisely the strings the anchored regex accepts; anything else falls back to the
 //! compiled regex (after a cheap literal-prefix check when one exists).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
 use regex_syntax::hir::{Class, Hir, HirKind};
 
-/// Most compiled patterns kept by [`cached`]; the cache starts over when it is full.
-const CACHE_ENTRIES: usize = 512;
-/// Longest pattern [`cached`] keeps (longer ones are compiled every time).
-const CACHE_MAX_PATTERN: usize = 1024;
+use crate::cache::TextCache;
 
 /// Compiles `pattern` like [`FastRegex::new`], reusing an earlier compilation of the same
-/// pattern in this process. Compiling builds the regex's automata, which costs more
-/// than a small query's whole evaluation, and dashboards send the same few patterns
-/// over and over (Prometheus 2.48+ keeps a similar cache). Failures are not cached.
+/// pattern in this process (up to 512 patterns of up to 1 KiB). Compiling builds the
+/// regex's automata, which costs more than a small query's whole evaluation, and
+/// dashboards send the same few patterns over and over (Prometheus 2.48+ keeps a similar
+/// cache). Failures are not cached.
 pub(crate) fn cached(pattern: &str) -> Result<Arc<FastRegex>, String> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<FastRegex>>>> = OnceLock::new();
-    if pattern.len() > CACHE_MAX_PATTERN {
-        return FastRegex::new(pattern).map(Arc::new);
-    }
-    let cache = CACHE.get_or_init(Mutex::default);
-    let hit = cache
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(pattern)
-        .cloned();
-    if let Some(re) = hit {
-        return Ok(re);
-    }
-    // Compiled outside the lock: a slow pattern does not hold up other matchers.
-    let re = Arc::new(FastRegex::new(pattern)?);
-    let mut map = cache.lock().unwrap_or_else(PoisonError::into_inner);
-    if map.len() >= CACHE_ENTRIES {
-        map.clear();
-    }
-    map.insert(pattern.to_owned(), Arc::clone(&re));
-    Ok(re)
+    static CACHE: LazyLock<TextCache<Arc<FastRegex>>> = LazyLock::new(|| TextCache::new(512, 1024));
+    CACHE.get_or_try_insert_with(pattern, || FastRegex::new(pattern).map(Arc::new))
 }
 
 /// Most strings (or character-class sequences) kept for a finite-language shortcut.
@@ -480,7 +458,7 @@ mod tests {
         assert!(a.is_match("cache-test-bx1") && !a.is_match("cache-test-cx"));
         assert!(cached("cache-test-(").is_err());
         assert!(cached("cache-test-(").is_err());
-        let long = format!("{}.*", "y".repeat(CACHE_MAX_PATTERN));
+        let long = format!("{}.*", "y".repeat(1024));
         assert!(!Arc::ptr_eq(
             &cached(&long).unwrap(),
             &cached(&long).unwrap()

@@ -3,6 +3,7 @@
 //!
 //! Mirrors Prometheus's `model/labels`, `model/histogram` and `tsdb/chunkenc` packages.
 
+pub mod cache;
 pub mod chunkenc;
 pub mod error;
 mod fast_regex;

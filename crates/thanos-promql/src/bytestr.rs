@@ -64,23 +64,32 @@ pub(crate) fn is_valid_label_name(name: &str) -> bool {
 /// Quotes `s` like Go's `%q`: stand-ins print as the `\xNN` byte they replace.
 pub(crate) fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
+    push_quoted(&mut out, s, '"', true);
+    out
+}
+
+/// Appends `s` in `quote`s with the quote, backslash and control characters escaped;
+/// stand-ins as their `\xNN` byte when `show_bytes`, else as they are.
+fn push_quoted(out: &mut String, s: &str, quote: char, show_bytes: bool) {
+    out.push(quote);
     for c in s.chars() {
         match c {
-            '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if is_stand_in(c) => {
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if show_bytes && is_stand_in(c) => {
                 out.push_str(&format!("\\x{:02x}", c as u32 - STAND_IN_BASE + 0x80))
             }
             c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
             c => out.push(c),
         }
     }
-    out.push('"');
-    out
+    out.push(quote);
 }
 
 fn is_stand_in(c: char) -> bool {
@@ -178,40 +187,13 @@ fn go_unescape(inner: &str) -> Option<Vec<u8>> {
 /// Writes `bytes` as a literal the parser reads back to the intended characters: UTF-8
 /// runs as they are, stray bytes as stand-ins, and the quote, backslash and control
 /// characters escaped.
-fn write_literal(out: &mut String, mut bytes: &[u8], quote: char) {
-    out.push(quote);
-    let push = |out: &mut String, c: char| match c {
-        '\\' => out.push_str("\\\\"),
-        '\n' => out.push_str("\\n"),
-        c if c == quote => {
-            out.push('\\');
-            out.push(c);
-        }
-        c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
-        c => out.push(c),
-    };
-    while !bytes.is_empty() {
-        match std::str::from_utf8(bytes) {
-            Ok(s) => {
-                s.chars().for_each(|c| push(out, c));
-                break;
-            }
-            Err(e) => {
-                let (good, rest) = bytes.split_at(e.valid_up_to());
-                // valid_up_to() guarantees the prefix is UTF-8
-                std::str::from_utf8(good)
-                    .unwrap_or_default()
-                    .chars()
-                    .for_each(|c| push(out, c));
-                let bad = e.error_len().unwrap_or(rest.len());
-                for &byte in &rest[..bad] {
-                    out.push(stand_in(byte));
-                }
-                bytes = &rest[bad..];
-            }
-        }
+fn write_literal(out: &mut String, bytes: &[u8], quote: char) {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        text.extend(chunk.invalid().iter().map(|&b| stand_in(b)));
     }
-    out.push(quote);
+    push_quoted(out, &text, quote, false);
 }
 
 fn stand_in(byte: u8) -> char {

@@ -1,11 +1,12 @@
 //! The engine: options, query entry points and the preparation (fetch) phase.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use futures::future::try_join_all;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, AtModifier, Expr, Offset, VectorSelector};
+use thanos_model::cache::TextCache;
 use thanos_model::{MatchType, Matcher};
 
 use crate::error::Error;
@@ -115,48 +116,18 @@ impl QueryParams {
 }
 
 /// A PromQL engine; cheap to clone and share.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Engine {
     opts: Arc<EngineOptions>,
-    parsed: Arc<ParseCache>,
+    /// Parsed expressions by query text: dashboards send the same queries over and over
+    /// with new time ranges, and parsing compiles every regex matcher, which costs more
+    /// than evaluating a small query. 256 queries of up to 4 KiB.
+    parsed: Arc<TextCache<Expr>>,
 }
 
-/// Most parsed queries an engine keeps; the cache starts over when it is full.
-const PARSE_CACHE_ENTRIES: usize = 256;
-/// Longest query text kept in the parse cache.
-const PARSE_CACHE_MAX_QUERY: usize = 4096;
-
-/// Parsed expressions by query text. Dashboards send the same queries over and over
-/// with new time ranges, and parsing compiles every regex matcher, which costs more
-/// than evaluating a small query.
-#[derive(Default)]
-struct ParseCache(Mutex<HashMap<String, Expr>>);
-
-impl std::fmt::Debug for ParseCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.0.lock().unwrap_or_else(PoisonError::into_inner).len();
-        f.debug_struct("ParseCache").field("entries", &n).finish()
-    }
-}
-
-impl ParseCache {
-    fn get(&self, query: &str) -> Option<Expr> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(query)
-            .cloned()
-    }
-
-    fn insert(&self, query: &str, expr: &Expr) {
-        if query.len() > PARSE_CACHE_MAX_QUERY {
-            return;
-        }
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= PARSE_CACHE_ENTRIES {
-            map.clear();
-        }
-        map.insert(query.to_owned(), expr.clone());
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new(EngineOptions::default())
     }
 }
 
@@ -168,7 +139,7 @@ impl Engine {
     pub fn new(opts: EngineOptions) -> Self {
         Self {
             opts: Arc::new(opts),
-            parsed: Arc::default(),
+            parsed: Arc::new(TextCache::new(256, 4096)),
         }
     }
 
@@ -180,15 +151,13 @@ impl Engine {
     /// Parses `query` (errors read like Prometheus's `parse error: …`) and rejects
     /// experimental functions and aggregations unless they are enabled.
     pub fn parse(&self, query: &str) -> Result<Expr, Error> {
-        if let Some(expr) = self.parsed.get(query) {
-            return Ok(expr);
-        }
-        let expr = parser::parse(&crate::bytestr::normalize(query)).map_err(Error::Parse)?;
-        if !self.opts.enable_experimental_functions {
-            check_no_experimental(&expr)?;
-        }
-        self.parsed.insert(query, &expr);
-        Ok(expr)
+        self.parsed.get_or_try_insert_with(query, || {
+            let expr = parser::parse(&crate::bytestr::normalize(query)).map_err(Error::Parse)?;
+            if !self.opts.enable_experimental_functions {
+                check_no_experimental(&expr)?;
+            }
+            Ok(expr)
+        })
     }
 
     /// Parses `query` for an evaluation with `params`: with experimental features enabled,
@@ -596,13 +565,11 @@ mod tests {
         let engine = Engine::default();
         let q = r#"sum by (job) (rate(x{a=~"b.*"}[5m]))"#;
         let first = engine.parse(q).unwrap();
-        assert_eq!(
-            engine.parsed.get(q).as_ref().map(|e| e.to_string()),
-            Some(first.to_string())
-        );
+        assert_eq!(engine.parsed.len(), 1);
         assert_eq!(engine.parse(q).unwrap().to_string(), first.to_string());
+        assert_eq!(engine.parsed.len(), 1, "a hit adds nothing");
         assert!(engine.parse("sum(").is_err());
-        assert!(engine.parsed.get("sum(").is_none());
+        assert_eq!(engine.parsed.len(), 1, "errors are not kept");
         // Experimental functions are refused on every parse, cached or not.
         assert!(engine.parse("sort_by_label(x, \"a\")").is_err());
         assert!(engine.parse("sort_by_label(x, \"a\")").is_err());

@@ -130,34 +130,39 @@ impl QueryStorage {
         request: SeriesRequest,
         matchers: &[Matcher],
     ) -> Result<Vec<MergedSeries>, QueryError> {
-        self.collect(request, matchers, |s| Ok(Some(s))).await
+        let mut out = Vec::new();
+        self.for_each(request, matchers, |s| {
+            out.push(s);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
     }
 
-    /// Runs `request` through the proxy and keeps what `keep` makes of each series (in
-    /// arrival order), after counting it against the limits; warnings are collected.
-    async fn collect<T>(
+    /// Runs `request` through the proxy and hands each series to `f` in arrival order,
+    /// after counting it against the limits; warnings are collected.
+    async fn for_each(
         &self,
         request: SeriesRequest,
         matchers: &[Matcher],
-        mut keep: impl FnMut(MergedSeries) -> Result<Option<T>, QueryError>,
-    ) -> Result<Vec<T>, QueryError> {
+        mut f: impl FnMut(MergedSeries) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
         let mut stream = self.proxy.series_matching(
             request,
             matchers,
             self.options.deadline,
             &self.options.store_matchers,
         );
-        let mut out = Vec::new();
         while let Some(frame) = stream.next().await {
             match frame? {
                 ProxyFrame::Series(s) => {
                     self.account(&s)?;
-                    out.extend(keep(s)?);
+                    f(s)?;
                 }
                 ProxyFrame::Warning(w) => self.add_warning(w),
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Counts a fetched series against the query's limits.
@@ -234,13 +239,13 @@ impl Storage for QueryStorage {
         // the only) batch is decoded here, without a hand-off.
         let mut batch = Vec::new();
         let mut decoding = Vec::new();
-        self.collect::<()>(request, matchers, |s| {
+        self.for_each(request, matchers, |s| {
             batch.push(s);
             if batch.len() >= DECODE_BATCH {
                 let full = std::mem::take(&mut batch);
                 decoding.push(tokio::task::spawn_blocking(move || decode(full)));
             }
-            Ok(None)
+            Ok(())
         })
         .await?;
         let last = decode(batch)?;
