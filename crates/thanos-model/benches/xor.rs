@@ -88,6 +88,16 @@ fn bench_xor(c: &mut Criterion) {
                 (sum, last_t)
             });
         });
+        let mut out = Vec::with_capacity(SAMPLES);
+        g.bench_function("decode_range_into", |b| {
+            b.iter(|| {
+                out.clear();
+                XorIterator::new(black_box(chunk.bytes()))
+                    .decode_range_into(i64::MIN, i64::MAX, &mut out)
+                    .expect("valid chunk");
+                out.len()
+            });
+        });
         g.finish();
         println!(
             "xor/{name}: {} samples in {} bytes ({:.2} bytes/sample)",

@@ -307,19 +307,9 @@ pub fn decode_series(
         let encoding = u8::try_from(raw.r#type + 1).unwrap_or(u8::MAX);
         let from = samples.len();
         match decode_any(encoding, &raw.data).map_err(chunk_err)? {
-            SampleIterator::Float(mut it) => {
-                for s in it.by_ref() {
-                    if s.t > end {
-                        break;
-                    }
-                    if s.t >= start {
-                        samples.push(s);
-                    }
-                }
-                if let Some(e) = it.err() {
-                    return Err(chunk_err(e.clone()));
-                }
-            }
+            SampleIterator::Float(it) => it
+                .decode_range_into(start, end, &mut samples)
+                .map_err(chunk_err)?,
             mut it => {
                 for s in it.by_ref() {
                     let t = s.t();

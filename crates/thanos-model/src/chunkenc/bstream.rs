@@ -107,23 +107,13 @@ impl<'a> BitReader<'a> {
     /// The next 64 bits without consuming them; bits past the end read as zero.
     #[inline]
     pub(crate) fn peek64(&self) -> u64 {
-        let byte = self.pos >> 3;
-        let off = (self.pos & 7) as u32;
-        let rest = self.data.get(byte..).unwrap_or(&[]);
-        let word = match rest.first_chunk::<8>() {
-            Some(w) => u64::from_be_bytes(*w),
-            None => {
-                let mut buf = [0u8; 8];
-                buf[..rest.len()].copy_from_slice(rest);
-                u64::from_be_bytes(buf)
-            }
-        };
-        if off == 0 {
-            word
-        } else {
-            let next = rest.get(8).copied().unwrap_or(0);
-            (word << off) | (u64::from(next) >> (8 - off))
-        }
+        peek64_at(self.data, self.pos)
+    }
+
+    /// The bytes being read.
+    #[inline]
+    pub(crate) fn data(&self) -> &'a [u8] {
+        self.data
     }
 
     /// Skips `n` bits; `false` (and no move) when fewer than `n` bits are left.
@@ -171,6 +161,25 @@ impl<'a> BitReader<'a> {
         }
         None
     }
+}
+
+/// The 64 bits of `data` starting at bit `pos`, most significant first; bits past the end
+/// read as zero.
+#[inline(always)]
+pub(crate) fn peek64_at(data: &[u8], pos: usize) -> u64 {
+    let byte = pos >> 3;
+    let off = (pos & 7) as u32;
+    // For `off == 0` the ninth byte shifts out entirely.
+    if let Some(w) = data.get(byte..).and_then(|r| r.first_chunk::<9>()) {
+        let head = u64::from_be_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        return (head << off) | ((u64::from(w[8]) << 8) >> (16 - off));
+    }
+    // Within 9 bytes of the end: the same on a zero-padded copy.
+    let mut w = [0u8; 9];
+    let rest = data.get(byte..).unwrap_or(&[]);
+    w[..rest.len()].copy_from_slice(rest);
+    let head = u64::from_be_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+    (head << off) | ((u64::from(w[8]) << 8) >> (16 - off))
 }
 
 /// Encodes `x` as a Go unsigned varint into `buf`, returning the length used.

@@ -295,6 +295,59 @@ fn samples_strategy() -> impl Strategy<Value = Vec<(i64, u64)>> {
         })
 }
 
+/// What `decode_range_into` must produce: the iterator's in-range samples up to the first
+/// one after `maxt`, and the iterator's error (unless it stopped before reaching it).
+fn range_by_iterator(data: &[u8], mint: i64, maxt: i64) -> (Vec<(i64, u64)>, Option<ChunkError>) {
+    let mut it = XorIterator::new(data);
+    let mut out = Vec::new();
+    for s in it.by_ref() {
+        if s.t > maxt {
+            return (out, None);
+        }
+        if s.t >= mint {
+            out.push((s.t, s.v.to_bits()));
+        }
+    }
+    (out, it.err().cloned())
+}
+
+fn range_by_loop(data: &[u8], mint: i64, maxt: i64) -> (Vec<(i64, u64)>, Option<ChunkError>) {
+    let mut out = Vec::new();
+    let err = XorIterator::new(data)
+        .decode_range_into(mint, maxt, &mut out)
+        .err();
+    (out.iter().map(|s| (s.t, s.v.to_bits())).collect(), err)
+}
+
+#[test]
+fn decode_range_into_reports_truncation_and_corruption_like_the_iterator() {
+    let samples: Vec<_> = (0..50)
+        .map(|i| (i * 1000 + i * i, (i as f64 * 1.5).to_bits()))
+        .collect();
+    let c = encode(&samples);
+    for cut in 0..c.bytes().len() {
+        let data = &c.bytes()[..cut];
+        let got = range_by_loop(data, i64::MIN, i64::MAX);
+        assert_eq!(
+            got,
+            range_by_iterator(data, i64::MIN, i64::MAX),
+            "cut {cut}"
+        );
+        assert!(got.1.is_some(), "cut {cut} must report an error");
+    }
+    let mut bad = encode(&[(0, 0)]).into_bytes();
+    // Sample 1 repeats the value; sample 2 opens a window of 31 leading zeros and 40
+    // significant bits.
+    bad[1] = 3;
+    bad.extend_from_slice(&[0x01, 0x3f, 0xe8, 0, 0, 0, 0, 0, 0, 0]);
+    let got = range_by_loop(&bad, i64::MIN, i64::MAX);
+    assert_eq!(got, range_by_iterator(&bad, i64::MIN, i64::MAX));
+    assert!(
+        matches!(got.1, Some(ChunkError::Corrupt { sample: 2, .. })),
+        "{got:?}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -333,9 +386,50 @@ proptest! {
     }
 
     #[test]
+    fn decode_range_into_matches_the_iterator(
+        samples in samples_strategy(),
+        a in any::<i64>(),
+        b in any::<i64>(),
+        pick in any::<(prop::sample::Index, prop::sample::Index)>(),
+    ) {
+        let c = encode(&samples);
+        let (mint, maxt) = if samples.is_empty() {
+            (a.min(b), a.max(b))
+        } else {
+            let x = samples[pick.0.index(samples.len())].0;
+            let y = samples[pick.1.index(samples.len())].0;
+            (x.min(y), x.max(y))
+        };
+        for (lo, hi) in [(i64::MIN, i64::MAX), (mint, maxt), (a.min(b), a.max(b))] {
+            let got = range_by_loop(c.bytes(), lo, hi);
+            prop_assert_eq!(&got.1, &None);
+            prop_assert_eq!(got, range_by_iterator(c.bytes(), lo, hi));
+        }
+    }
+
+    #[test]
+    fn decode_range_into_agrees_on_random_tails(
+        samples in samples_strategy(),
+        tail in prop::collection::vec(any::<u8>(), 0..64),
+        count in any::<u16>(),
+    ) {
+        let mut data = encode(&samples).into_bytes();
+        data.extend_from_slice(&tail);
+        data[..2].copy_from_slice(&count.to_be_bytes());
+        prop_assert_eq!(
+            range_by_loop(&data, i64::MIN, i64::MAX),
+            range_by_iterator(&data, i64::MIN, i64::MAX)
+        );
+    }
+
+    #[test]
     fn random_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..256)) {
         let n = XorIterator::new(&data).count();
         prop_assert!(n <= usize::from(u16::MAX));
+        prop_assert_eq!(
+            range_by_loop(&data, i64::MIN, i64::MAX),
+            range_by_iterator(&data, i64::MIN, i64::MAX)
+        );
         if let Ok(mut c) = XorChunk::from_bytes(data.clone()) {
             let before = c.num_samples();
             c.append(c.max_time().unwrap_or(0).wrapping_add(1), 1.0);

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::ChunkError;
-use super::bstream::{BitReader, BitWriter, put_uvarint, unzigzag, zigzag};
+use super::bstream::{BitReader, BitWriter, peek64_at, put_uvarint, unzigzag, zigzag};
 use crate::sample::Sample;
 
 /// Size of the sample-count header at the start of every XOR chunk.
@@ -337,6 +337,104 @@ impl<'a> XorIterator<'a> {
             return Some(cur);
         }
         self.find(|s| s.t >= t)
+    }
+
+    /// Appends the remaining samples with `mint <= t <= maxt` to `out`, stopping at the
+    /// first sample after `maxt`. Yields what iterating would, and fails with the error
+    /// iterating would record, but keeps the decoder state in locals and checks for
+    /// truncation once per sample: about twice as fast as the [`Iterator`] for whole
+    /// chunks.
+    pub fn decode_range_into(
+        mut self,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+    ) -> Result<(), ChunkError> {
+        // The first two samples start with varints: the general path.
+        while self.read < self.num.min(2) {
+            let Some(s) = self.next() else { break };
+            if s.t > maxt {
+                return Ok(());
+            }
+            if s.t >= mint {
+                out.push(s);
+            }
+        }
+        if let Some(e) = self.err.take() {
+            return Err(e);
+        }
+        let data = self.r.data();
+        let bit_len = data.len() * 8;
+        let num = usize::from(self.num);
+        let mut pos = self.r.pos();
+        let (mut t, mut t_delta, mut v_bits) = (self.t, self.t_delta, self.v_bits);
+        let (mut leading, mut trailing) = (u32::from(self.leading), u32::from(self.trailing));
+        for i in usize::from(self.read)..num {
+            // Reads past the end see zero bits; `pos > bit_len` afterwards reports them.
+            // One 64-bit window usually covers the timestamp and the value.
+            let mut w = peek64_at(data, pos);
+            let (used, dod) = if w >> 63 == 0 {
+                (1, 0)
+            } else if w >> 62 == 0b10 {
+                (16, signed_field((w >> 48) & 0x3fff, 14))
+            } else if w >> 61 == 0b110 {
+                (20, signed_field((w >> 44) & 0x1_ffff, 17))
+            } else if w >> 60 == 0b1110 {
+                (24, signed_field((w >> 40) & 0xf_ffff, 20))
+            } else {
+                let bits = peek64_at(data, pos + 4);
+                pos += 68;
+                w = peek64_at(data, pos);
+                (0, bits as i64)
+            };
+            pos += used as usize;
+            w <<= used;
+            let avail = 64 - used;
+            t_delta = t_delta.wrapping_add(dod as u64);
+            t = t.wrapping_add(t_delta as i64);
+            if w >> 63 == 0 {
+                pos += 1;
+            } else {
+                let (header, sig) = if w >> 62 == 0b10 {
+                    (2, 64 - leading - trailing)
+                } else {
+                    let l = ((w >> 57) & 0x1f) as u32;
+                    let mut sig = ((w >> 51) & 0x3f) as u32;
+                    if sig == 0 {
+                        sig = 64;
+                    }
+                    if l + sig > 64 {
+                        return Err(ChunkError::Corrupt {
+                            sample: i,
+                            reason: "leading zeros plus significant bits exceed 64",
+                        });
+                    }
+                    leading = l;
+                    trailing = 64 - l - sig;
+                    (13, sig)
+                };
+                let bits = if header + sig <= avail {
+                    (w << header) >> (64 - sig)
+                } else {
+                    peek64_at(data, pos + header as usize) >> (64 - sig)
+                };
+                pos += (header + sig) as usize;
+                v_bits ^= bits << trailing;
+            }
+            if pos > bit_len {
+                return Err(ChunkError::Truncated {
+                    sample: i,
+                    num_samples: num,
+                });
+            }
+            if t > maxt {
+                return Ok(());
+            }
+            if t >= mint {
+                out.push(Sample::new(t, f64::from_bits(v_bits)));
+            }
+        }
+        Ok(())
     }
 
     /// The error that stopped iteration early, if any.
