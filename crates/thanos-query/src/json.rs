@@ -8,8 +8,6 @@
 //! Every encoder has a `write_*` form appending to a `String`, so a whole answer is built
 //! in one buffer without intermediate strings; the `String`-returning forms wrap those.
 
-use std::fmt::Write;
-
 use thanos_model::Labels;
 use thanos_model::histogram::FloatHistogram;
 use thanos_promql::Value;
@@ -41,9 +39,11 @@ pub fn write_value(out: &mut String, v: f64) {
 /// Largest magnitude below which every integer is exactly representable as an `f64`.
 const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
 
-/// Appends a finite `v` in shortest positional form (Go's `'f'` layout with precision
-/// -1, which is also Rust's `Display`). Whole numbers, common for counters and gauges,
-/// are written as integers without going through float formatting.
+/// Appends a finite `v` in shortest positional form: Go's `'f'` layout with precision -1.
+/// Whole numbers, common for counters and gauges, are written as integers without going
+/// through float formatting; other values take Ryū's shortest round-trip digits, which
+/// break ties between two shortest candidates to even as Go does (Rust's `Display`
+/// rounds them up: `986988046365828.25` is `…828.2` in Go and Ryū, `…828.3` in Rust).
 fn write_plain_float(out: &mut String, v: f64) {
     if v.fract() == 0.0 && v.abs() < EXACT_INTEGERS && v != 0.0 {
         if v < 0.0 {
@@ -52,7 +52,40 @@ fn write_plain_float(out: &mut String, v: f64) {
         // Exact: |v| < 2^53 and whole.
         write_u64(out, v.abs() as u64);
     } else {
-        let _ = write!(out, "{v}");
+        let mut buf = ryu::Buffer::new();
+        write_positional(out, buf.format_finite(v));
+    }
+}
+
+/// Appends Ryū's output `s` (`-12.5`, `9007199254740994.0`, or outside [1e-5, 1e16)
+/// `1.25e-6`, `1e16`) as Go writes it: no exponent, no `.0` on whole numbers.
+fn write_positional(out: &mut String, s: &str) {
+    let Some((mantissa, exp)) = s.split_once('e') else {
+        out.push_str(s.strip_suffix(".0").unwrap_or(s));
+        return;
+    };
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let exp: isize = exp.parse().unwrap_or(0);
+    out.push_str(sign);
+    // The value is 0.DIGITS × 10^point.
+    let point = int.len() as isize + exp;
+    let digits = || int.chars().chain(frac.chars());
+    let n = (int.len() + frac.len()) as isize;
+    if point <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', point.unsigned_abs()));
+        out.extend(digits());
+    } else if point >= n {
+        out.extend(digits());
+        out.extend(std::iter::repeat_n('0', (point - n) as usize));
+    } else {
+        out.extend(digits().take(point as usize));
+        out.push('.');
+        out.extend(digits().skip(point as usize));
     }
 }
 
@@ -75,8 +108,10 @@ fn write_u64(out: &mut String, mut n: u64) {
 
 /// Go's `'e'` layout with shortest digits: mantissa, `e`, sign, at least two exponent digits.
 fn write_go_exponent(out: &mut String, v: f64) {
-    let s = format!("{v:e}");
-    let (mantissa, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
+    // Ryū writes exponent form below 1e-5 and from 1e16 on: `1.5e300`, `1e-7`.
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format_finite(v);
+    let (mantissa, exp) = s.split_once('e').unwrap_or((s, "0"));
     let (sign, digits) = match exp.strip_prefix('-') {
         Some(d) => ('-', d),
         None => ('+', exp),
@@ -421,6 +456,18 @@ mod tests {
             (-1.25e-10, "-1.25e-10"),
             (1e20, "100000000000000000000"),
             (1e-6, "0.000001"),
+            // Checked against Prometheus 2.42: ties go to even, and values outside
+            // Ryū's positional range are expanded.
+            (986_988_046_365_828.0 + 0.25, "986988046365828.2"),
+            (1_152_921_504_606_846.0 + 0.75, "1152921504606846.8"),
+            (1.5e-6, "0.0000015"),
+            (1.2345678901234567e-6, "0.0000012345678901234567"),
+            (-1.5e-6, "-0.0000015"),
+            (12345678901234567890.0, "12345678901234567000"),
+            (1.8446744073709552e19, "18446744073709552000"),
+            (3.0000000000000004e16, "30000000000000004"),
+            (9.999999999999999e20, "999999999999999900000"),
+            (9105124849491904.0, "9105124849491904"),
         ];
         for (v, want) in cases {
             assert_eq!(format_value(v), want, "{v}");
@@ -438,12 +485,15 @@ mod tests {
                 .wrapping_add(1_442_695_040_888_963_407);
             x
         };
-        for i in 0..20_000 {
+        for i in 0..400_000 {
             let r = next();
-            let v = match i % 4 {
+            let v = match i % 5 {
                 0 => (r >> (r % 64)) as f64,
                 1 => -((r >> 11) as f64) / 1024.0,
                 2 => (r >> 12) as f64 * 1e-3,
+                // Any mantissa with a binary exponent from -20 to 69: the whole
+                // positional range.
+                3 => f64::from_bits((r & 0x000f_ffff_ffff_ffff) | ((1003 + (r >> 52) % 90) << 52)),
                 _ => f64::from_bits(r),
             };
             if !v.is_finite() || v == 0.0 || !(1e-6..1e21).contains(&v.abs()) {
@@ -451,7 +501,11 @@ mod tests {
             }
             let mut got = String::new();
             write_plain_float(&mut got, v);
-            assert_eq!(got, format!("{v}"), "{v:e}");
+            // Shortest round trip, like `Display`; the digits differ only on ties.
+            let display = format!("{v}");
+            assert_eq!(got.parse::<f64>(), Ok(v), "{v:e}");
+            assert_eq!(got.len(), display.len(), "{v:e}: {got} vs {display}");
+            assert!(!got.contains('e'), "{got}");
         }
         for v in [
             9_007_199_254_740_992.0,
