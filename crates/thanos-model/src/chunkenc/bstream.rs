@@ -110,12 +110,6 @@ impl<'a> BitReader<'a> {
         peek64_at(self.data, self.pos)
     }
 
-    /// The bytes being read.
-    #[inline]
-    pub(crate) fn data(&self) -> &'a [u8] {
-        self.data
-    }
-
     /// Skips `n` bits; `false` (and no move) when fewer than `n` bits are left.
     #[inline]
     pub(crate) fn consume(&mut self, n: u32) -> bool {

@@ -79,14 +79,20 @@ impl XorChunk {
         if let Some(err) = it.err {
             return Err(err);
         }
+        let c = it.c;
+        // Leading zeros are at most 31 and trailing zeros at most 63.
         let (num, t, v_bits, t_delta, leading, trailing, end) = (
             it.num,
-            it.t,
-            it.v_bits,
-            it.t_delta,
-            if it.window_seen { it.leading } else { UNSET },
-            it.trailing,
-            it.r.pos(),
+            c.t,
+            c.v_bits,
+            c.t_delta,
+            if c.window_seen {
+                c.leading as u8
+            } else {
+                UNSET
+            },
+            c.trailing as u8,
+            c.pos,
         );
         Ok(Self {
             w: BitWriter::resume(data, end),
@@ -276,17 +282,137 @@ fn signed_field(bits: u64, n: u32) -> i64 {
 /// corrupt or truncated data instead of panicking.
 #[derive(Debug, Clone)]
 pub struct XorIterator<'a> {
-    r: BitReader<'a>,
+    data: &'a [u8],
     num: u16,
     read: u16,
-    t: i64,
-    v_bits: u64,
-    t_delta: u64,
-    leading: u8,
-    trailing: u8,
-    window_seen: bool,
+    c: Cursor,
     has_cur: bool,
     err: Option<ChunkError>,
+}
+
+/// The decoder state between two samples: where the next one starts, and what it is
+/// decoded against.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    /// Position in bits from the start of the chunk data.
+    pos: usize,
+    t: i64,
+    t_delta: u64,
+    v_bits: u64,
+    leading: u32,
+    trailing: u32,
+    /// A value window (leading/trailing zeros) has been read.
+    window_seen: bool,
+}
+
+impl Cursor {
+    /// Decodes sample `i` of `num` from `data`. Reads past the end see zero bits and are
+    /// reported as truncation once the sample is decoded.
+    #[inline(always)]
+    fn step(&mut self, data: &[u8], i: usize, num: usize) -> Result<(), ChunkError> {
+        if i < 2 {
+            self.step_first(data, i, num)
+        } else {
+            self.step_next(data, i, num)
+        }
+    }
+
+    /// Decodes sample 0 or 1, which start with byte-aligned varints.
+    fn step_first(&mut self, data: &[u8], i: usize, num: usize) -> Result<(), ChunkError> {
+        let truncated = || ChunkError::Truncated {
+            sample: i,
+            num_samples: num,
+        };
+        let mut r = BitReader::new(data, self.pos);
+        let u = r.read_uvarint_aligned().ok_or_else(truncated)?;
+        if i == 0 {
+            self.t = unzigzag(u);
+            self.v_bits = r.read_bits(64).ok_or_else(truncated)?;
+            self.pos = r.pos();
+            return Ok(());
+        }
+        self.t_delta = u;
+        self.t = self.t.wrapping_add(u as i64);
+        self.pos = r.pos();
+        self.read_value(data, peek64_at(data, self.pos), 64, i)?;
+        self.check_end(data, i, num)
+    }
+
+    /// Decodes sample `i >= 2`: a delta-of-delta timestamp and a value.
+    #[inline(always)]
+    fn step_next(&mut self, data: &[u8], i: usize, num: usize) -> Result<(), ChunkError> {
+        // One 64-bit window usually covers the timestamp and the value.
+        let mut w = peek64_at(data, self.pos);
+        let (used, dod) = if w >> 63 == 0 {
+            (1, 0)
+        } else if w >> 62 == 0b10 {
+            (16, signed_field((w >> 48) & 0x3fff, 14))
+        } else if w >> 61 == 0b110 {
+            (20, signed_field((w >> 44) & 0x1_ffff, 17))
+        } else if w >> 60 == 0b1110 {
+            (24, signed_field((w >> 40) & 0xf_ffff, 20))
+        } else {
+            let bits = peek64_at(data, self.pos + 4);
+            self.pos += 68;
+            w = peek64_at(data, self.pos);
+            (0, bits as i64)
+        };
+        self.pos += used as usize;
+        self.t_delta = self.t_delta.wrapping_add(dod as u64);
+        self.t = self.t.wrapping_add(self.t_delta as i64);
+        self.read_value(data, w << used, 64 - used, i)?;
+        self.check_end(data, i, num)
+    }
+
+    /// Reports sample `i` as truncated when decoding it read past the end of `data`.
+    #[inline(always)]
+    fn check_end(&self, data: &[u8], i: usize, num: usize) -> Result<(), ChunkError> {
+        if self.pos > data.len() * 8 {
+            return Err(ChunkError::Truncated {
+                sample: i,
+                num_samples: num,
+            });
+        }
+        Ok(())
+    }
+
+    /// Decodes one XOR-encoded value at `pos`; `w` holds the next `avail` (at least 13)
+    /// bits, left-aligned, so the common case needs no further load.
+    #[inline(always)]
+    fn read_value(&mut self, data: &[u8], w: u64, avail: u32, i: usize) -> Result<(), ChunkError> {
+        debug_assert!(avail >= 13);
+        if w >> 63 == 0 {
+            self.pos += 1;
+            return Ok(());
+        }
+        let (header, sig) = if w >> 62 == 0b10 {
+            (2, 64 - self.leading - self.trailing)
+        } else {
+            let leading = ((w >> 57) & 0x1f) as u32;
+            let mut sig = ((w >> 51) & 0x3f) as u32;
+            if sig == 0 {
+                sig = 64;
+            }
+            if leading + sig > 64 {
+                return Err(ChunkError::Corrupt {
+                    sample: i,
+                    reason: "leading zeros plus significant bits exceed 64",
+                });
+            }
+            self.leading = leading;
+            self.trailing = 64 - leading - sig;
+            (13, sig)
+        };
+        let bits = if header + sig <= avail {
+            (w << header) >> (64 - sig)
+        } else {
+            peek64_at(data, self.pos + header as usize) >> (64 - sig)
+        };
+        self.pos += (header + sig) as usize;
+        self.window_seen = true;
+        self.v_bits ^= bits << self.trailing;
+        Ok(())
+    }
 }
 
 impl<'a> XorIterator<'a> {
@@ -303,15 +429,18 @@ impl<'a> XorIterator<'a> {
             ),
         };
         Self {
-            r: BitReader::new(data, HEADER_LEN * 8),
+            data,
             num,
             read: 0,
-            t: 0,
-            v_bits: 0,
-            t_delta: 0,
-            leading: 0,
-            trailing: 0,
-            window_seen: false,
+            c: Cursor {
+                pos: HEADER_LEN * 8,
+                t: 0,
+                t_delta: 0,
+                v_bits: 0,
+                leading: 0,
+                trailing: 0,
+                window_seen: false,
+            },
             has_cur: false,
             err,
         }
@@ -325,7 +454,7 @@ impl<'a> XorIterator<'a> {
     /// The sample returned by the last `next` or `seek`, if any.
     pub fn at(&self) -> Option<Sample> {
         self.has_cur
-            .then(|| Sample::new(self.t, f64::from_bits(self.v_bits)))
+            .then(|| Sample::new(self.c.t, f64::from_bits(self.c.v_bits)))
     }
 
     /// Advances to the first sample with timestamp `>= t` and returns it. Never moves
@@ -340,98 +469,30 @@ impl<'a> XorIterator<'a> {
     }
 
     /// Appends the remaining samples with `mint <= t <= maxt` to `out`, stopping at the
-    /// first sample after `maxt`. Yields what iterating would, and fails with the error
-    /// iterating would record, but keeps the decoder state in locals and checks for
-    /// truncation once per sample: about twice as fast as the [`Iterator`] for whole
-    /// chunks.
+    /// first sample after `maxt`. Yields what iterating would and fails with the error
+    /// iterating would record, without the iterator's per-sample bookkeeping.
     pub fn decode_range_into(
-        mut self,
+        self,
         mint: i64,
         maxt: i64,
         out: &mut Vec<Sample>,
     ) -> Result<(), ChunkError> {
-        // The first two samples start with varints: the general path.
-        while self.read < self.num.min(2) {
-            let Some(s) = self.next() else { break };
-            if s.t > maxt {
-                return Ok(());
-            }
-            if s.t >= mint {
-                out.push(s);
-            }
-        }
-        if let Some(e) = self.err.take() {
+        if let Some(e) = self.err {
             return Err(e);
         }
-        let data = self.r.data();
-        let bit_len = data.len() * 8;
         let num = usize::from(self.num);
-        let mut pos = self.r.pos();
-        let (mut t, mut t_delta, mut v_bits) = (self.t, self.t_delta, self.v_bits);
-        let (mut leading, mut trailing) = (u32::from(self.leading), u32::from(self.trailing));
+        let mut c = self.c;
         for i in usize::from(self.read)..num {
-            // Reads past the end see zero bits; `pos > bit_len` afterwards reports them.
-            // One 64-bit window usually covers the timestamp and the value.
-            let mut w = peek64_at(data, pos);
-            let (used, dod) = if w >> 63 == 0 {
-                (1, 0)
-            } else if w >> 62 == 0b10 {
-                (16, signed_field((w >> 48) & 0x3fff, 14))
-            } else if w >> 61 == 0b110 {
-                (20, signed_field((w >> 44) & 0x1_ffff, 17))
-            } else if w >> 60 == 0b1110 {
-                (24, signed_field((w >> 40) & 0xf_ffff, 20))
+            if i < 2 {
+                c.step_first(self.data, i, num)?;
             } else {
-                let bits = peek64_at(data, pos + 4);
-                pos += 68;
-                w = peek64_at(data, pos);
-                (0, bits as i64)
-            };
-            pos += used as usize;
-            w <<= used;
-            let avail = 64 - used;
-            t_delta = t_delta.wrapping_add(dod as u64);
-            t = t.wrapping_add(t_delta as i64);
-            if w >> 63 == 0 {
-                pos += 1;
-            } else {
-                let (header, sig) = if w >> 62 == 0b10 {
-                    (2, 64 - leading - trailing)
-                } else {
-                    let l = ((w >> 57) & 0x1f) as u32;
-                    let mut sig = ((w >> 51) & 0x3f) as u32;
-                    if sig == 0 {
-                        sig = 64;
-                    }
-                    if l + sig > 64 {
-                        return Err(ChunkError::Corrupt {
-                            sample: i,
-                            reason: "leading zeros plus significant bits exceed 64",
-                        });
-                    }
-                    leading = l;
-                    trailing = 64 - l - sig;
-                    (13, sig)
-                };
-                let bits = if header + sig <= avail {
-                    (w << header) >> (64 - sig)
-                } else {
-                    peek64_at(data, pos + header as usize) >> (64 - sig)
-                };
-                pos += (header + sig) as usize;
-                v_bits ^= bits << trailing;
+                c.step_next(self.data, i, num)?;
             }
-            if pos > bit_len {
-                return Err(ChunkError::Truncated {
-                    sample: i,
-                    num_samples: num,
-                });
-            }
-            if t > maxt {
+            if c.t > maxt {
                 return Ok(());
             }
-            if t >= mint {
-                out.push(Sample::new(t, f64::from_bits(v_bits)));
+            if c.t >= mint {
+                out.push(Sample::new(c.t, f64::from_bits(c.v_bits)));
             }
         }
         Ok(())
@@ -440,119 +501,6 @@ impl<'a> XorIterator<'a> {
     /// The error that stopped iteration early, if any.
     pub fn err(&self) -> Option<&ChunkError> {
         self.err.as_ref()
-    }
-
-    fn fail(&mut self, err: ChunkError) -> Option<Sample> {
-        self.err = Some(err);
-        self.has_cur = false;
-        None
-    }
-
-    fn truncated(&self) -> ChunkError {
-        ChunkError::Truncated {
-            sample: usize::from(self.read),
-            num_samples: usize::from(self.num),
-        }
-    }
-
-    fn corrupt(&self, reason: &'static str) -> ChunkError {
-        ChunkError::Corrupt {
-            sample: usize::from(self.read),
-            reason,
-        }
-    }
-
-    /// Decodes the next sample; `Err` carries the error to record.
-    #[inline]
-    fn decode_next(&mut self) -> Result<(), ChunkError> {
-        match self.read {
-            0 => {
-                let u = self
-                    .r
-                    .read_uvarint_aligned()
-                    .ok_or_else(|| self.truncated())?;
-                self.t = unzigzag(u);
-                self.v_bits = self.r.read_bits(64).ok_or_else(|| self.truncated())?;
-            }
-            1 => {
-                let d = self
-                    .r
-                    .read_uvarint_aligned()
-                    .ok_or_else(|| self.truncated())?;
-                self.t_delta = d;
-                self.t = self.t.wrapping_add(d as i64);
-                self.read_value(self.r.peek64(), 64)?;
-            }
-            _ => {
-                let mut w = self.r.peek64();
-                let (used, dod) = if w >> 63 == 0 {
-                    (1, 0)
-                } else if w >> 62 == 0b10 {
-                    (16, signed_field((w >> 48) & 0x3fff, 14))
-                } else if w >> 61 == 0b110 {
-                    (20, signed_field((w >> 44) & 0x1_ffff, 17))
-                } else if w >> 60 == 0b1110 {
-                    (24, signed_field((w >> 40) & 0xf_ffff, 20))
-                } else {
-                    if !self.r.consume(4) {
-                        return Err(self.truncated());
-                    }
-                    let bits = self.r.read_bits(64).ok_or_else(|| self.truncated())?;
-                    w = self.r.peek64();
-                    (0, bits as i64)
-                };
-                if !self.r.consume(used) {
-                    return Err(self.truncated());
-                }
-                self.t_delta = self.t_delta.wrapping_add(dod as u64);
-                self.t = self.t.wrapping_add(self.t_delta as i64);
-                self.read_value(w << used, 64 - used)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Decodes one XOR-encoded value. `w` holds the next `avail` (at least 13) stream bits,
-    /// left-aligned, so the common case needs no further load.
-    #[inline]
-    fn read_value(&mut self, w: u64, avail: u32) -> Result<(), ChunkError> {
-        debug_assert!(avail >= 13);
-        if w >> 63 == 0 {
-            return if self.r.consume(1) {
-                Ok(())
-            } else {
-                Err(self.truncated())
-            };
-        }
-        let (header, sig) = if w >> 62 == 0b10 {
-            (2, 64 - u32::from(self.leading) - u32::from(self.trailing))
-        } else {
-            let leading = ((w >> 57) & 0x1f) as u32;
-            let mut sig = ((w >> 51) & 0x3f) as u32;
-            if sig == 0 {
-                sig = 64;
-            }
-            if leading + sig > 64 {
-                return Err(self.corrupt("leading zeros plus significant bits exceed 64"));
-            }
-            self.leading = leading as u8;
-            self.trailing = (64 - leading - sig) as u8;
-            (13, sig)
-        };
-        let bits = if header + sig <= avail {
-            if !self.r.consume(header + sig) {
-                return Err(self.truncated());
-            }
-            (w << header) >> (64 - sig)
-        } else {
-            if !self.r.consume(header) {
-                return Err(self.truncated());
-            }
-            self.r.read_bits(sig).ok_or_else(|| self.truncated())?
-        };
-        self.window_seen = true;
-        self.v_bits ^= bits << self.trailing;
-        Ok(())
     }
 }
 
@@ -565,12 +513,17 @@ impl Iterator for XorIterator<'_> {
             self.has_cur = false;
             return None;
         }
-        if let Err(e) = self.decode_next() {
-            return self.fail(e);
+        let step = self
+            .c
+            .step(self.data, usize::from(self.read), usize::from(self.num));
+        if let Err(e) = step {
+            self.err = Some(e);
+            self.has_cur = false;
+            return None;
         }
         self.read += 1;
         self.has_cur = true;
-        Some(Sample::new(self.t, f64::from_bits(self.v_bits)))
+        Some(Sample::new(self.c.t, f64::from_bits(self.c.v_bits)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
