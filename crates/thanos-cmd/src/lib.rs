@@ -18,6 +18,7 @@ pub mod query;
 pub mod receive;
 pub mod receive_blocks;
 pub mod receive_router;
+mod runtime;
 pub mod store;
 
 use flags::global::GlobalFlags;

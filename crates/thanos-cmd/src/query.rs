@@ -32,10 +32,7 @@ pub fn run(flags: &QueryFlags) -> anyhow::Result<()> {
         route: route_prefix(&flags.web_route_prefix, &flags.web_external_prefix),
         link: link_prefix(&flags.web_route_prefix, &flags.web_external_prefix),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")?;
+    let runtime = crate::runtime::half_core_runtime()?;
     runtime.block_on(serve(options, prefixes, http, grpc))
 }
 

@@ -29,10 +29,7 @@ pub fn run(flags: &StoreFlags) -> anyhow::Result<()> {
     })?;
     let options = bucket_store_options(flags, now_ms())?;
     check_unimplemented(flags)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")?;
+    let runtime = crate::runtime::half_core_runtime()?;
     runtime.block_on(serve(flags, bucket_config, options, http, grpc))
 }
 
