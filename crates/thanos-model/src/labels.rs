@@ -107,6 +107,15 @@ impl Labels {
         &self.0
     }
 
+    /// The labels in name order as a vector; their strings are moved out, not copied,
+    /// when no other handle shares this set.
+    pub fn into_vec(mut self) -> Vec<Label> {
+        match Arc::get_mut(&mut self.0) {
+            Some(labels) => labels.iter_mut().map(std::mem::take).collect(),
+            None => self.0.to_vec(),
+        }
+    }
+
     /// Iterates the labels in name order.
     pub fn iter(&self) -> std::slice::Iter<'_, Label> {
         self.0.iter()
@@ -328,5 +337,21 @@ mod tests {
             let expected = xxhash_rust::xxh64::xxh64(&bytes, 0);
             assert_eq!(l.stable_hash(), expected, "value of {len} bytes");
         }
+    }
+
+    #[test]
+    fn into_vec_moves_unshared_labels_and_copies_shared_ones() {
+        let labels = Labels::from_pairs([("b", "2"), ("a", "1")]);
+        let shared = labels.clone();
+        let copied = labels.into_vec();
+        assert_eq!(copied, shared.as_slice());
+        let name_ptr = shared.as_slice()[0].name.as_ptr();
+        let moved = shared.into_vec();
+        assert_eq!(moved, [Label::new("a", "1"), Label::new("b", "2")]);
+        assert_eq!(
+            moved[0].name.as_ptr(),
+            name_ptr,
+            "the unshared string was copied"
+        );
     }
 }

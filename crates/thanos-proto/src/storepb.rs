@@ -33,6 +33,84 @@ impl SeriesResponse {
     }
 }
 
+/// Chunk bytes above which a batch frame is sent even when it holds fewer series than the
+/// client asked for (the receive cap of one series frame, storeapi.md §4.2).
+const MAX_BATCH_CHUNK_BYTES: usize = 1 << 20;
+
+/// Packs the series frames of a Series response into `batch` frames of at most
+/// `response_batch_size` series, as a client asking for batches (field 16 of the
+/// request) accepts; a size of 0 or 1 returns the frames unchanged.
+///
+/// Only series frames that are already available are packed together, so batching
+/// never holds a series back waiting for the next one. Order is kept: a warning, hints
+/// frame or error ends the batch before it, and a batch closes early once its chunks
+/// exceed 1 MiB.
+pub fn batch_series<S>(frames: S, response_batch_size: i64) -> SeriesStream
+where
+    S: futures::Stream<Item = Result<SeriesResponse, tonic::Status>> + Send + 'static,
+{
+    use futures::StreamExt as _;
+    match usize::try_from(response_batch_size) {
+        Ok(max) if max > 1 => Box::pin(
+            frames
+                .ready_chunks(max)
+                .flat_map(move |ready| futures::stream::iter(pack_series(ready, max))),
+        ),
+        _ => Box::pin(frames),
+    }
+}
+
+/// Packs consecutive series frames of `frames` into batch frames of at most `max` series
+/// (a lone series stays a series frame).
+fn pack_series(
+    frames: Vec<Result<SeriesResponse, tonic::Status>>,
+    max: usize,
+) -> Vec<Result<SeriesResponse, tonic::Status>> {
+    fn flush(batch: &mut Vec<Series>, out: &mut Vec<Result<SeriesResponse, tonic::Status>>) {
+        let frame = match batch.len() {
+            0 => return,
+            1 => Frame::Series(batch.pop().expect("one series")),
+            _ => Frame::Batch(crate::thanos::SeriesBatch {
+                series: std::mem::take(batch),
+            }),
+        };
+        out.push(Ok(SeriesResponse {
+            result: Some(frame),
+        }));
+    }
+    let mut out = Vec::new();
+    let mut batch: Vec<Series> = Vec::new();
+    let mut bytes = 0;
+    for frame in frames {
+        match frame {
+            Ok(SeriesResponse {
+                result: Some(Frame::Series(series)),
+            }) => {
+                let size: usize = series
+                    .chunks
+                    .iter()
+                    .filter_map(|c| c.raw.as_ref())
+                    .map(|r| r.data.len())
+                    .sum();
+                if batch.len() == max || (!batch.is_empty() && bytes + size > MAX_BATCH_CHUNK_BYTES)
+                {
+                    flush(&mut batch, &mut out);
+                    bytes = 0;
+                }
+                bytes += size;
+                batch.push(series);
+            }
+            other => {
+                flush(&mut batch, &mut out);
+                bytes = 0;
+                out.push(other);
+            }
+        }
+    }
+    flush(&mut batch, &mut out);
+    out
+}
+
 /// A wire matcher that cannot become a model matcher.
 #[derive(Debug, thiserror::Error)]
 pub enum MatcherError {
@@ -95,6 +173,19 @@ pub fn labels_to_proto(labels: &Labels) -> Vec<Label> {
         .map(|l| Label {
             name: l.name.clone(),
             value: l.value.clone(),
+        })
+        .collect()
+}
+
+/// Converts a label set into StoreAPI labels, moving the strings out when the set is not
+/// shared.
+pub fn labels_into_proto(labels: Labels) -> Vec<Label> {
+    labels
+        .into_vec()
+        .into_iter()
+        .map(|l| Label {
+            name: l.name,
+            value: l.value,
         })
         .collect()
 }
@@ -228,5 +319,120 @@ mod tests {
             assert_eq!((0..3).filter(|&i| in_shard(&l, Some(&shard(i)))).count(), 1);
         }
         assert!(in_shard(&Labels::empty(), None));
+    }
+
+    fn named(name: &str, chunk_bytes: usize) -> Series {
+        Series {
+            labels: vec![Label {
+                name: "n".into(),
+                value: name.into(),
+            }],
+            chunks: vec![crate::thanos::AggrChunk {
+                raw: Some(crate::thanos::Chunk {
+                    data: vec![0; chunk_bytes].into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+        }
+    }
+
+    /// The frames as text: `s:a` series, `b:a,b` batch, `w:text` warning, `e:msg` error.
+    fn shapes(frames: &[Result<SeriesResponse, tonic::Status>]) -> Vec<String> {
+        let name = |s: &Series| s.labels[0].value.clone();
+        frames
+            .iter()
+            .map(|f| match f {
+                Ok(SeriesResponse {
+                    result: Some(Frame::Series(s)),
+                }) => format!("s:{}", name(s)),
+                Ok(SeriesResponse {
+                    result: Some(Frame::Batch(b)),
+                }) => format!(
+                    "b:{}",
+                    b.series.iter().map(name).collect::<Vec<_>>().join(",")
+                ),
+                Ok(SeriesResponse {
+                    result: Some(Frame::Warning(w)),
+                }) => format!("w:{w}"),
+                Ok(other) => format!("{other:?}"),
+                Err(e) => format!("e:{}", e.message()),
+            })
+            .collect()
+    }
+
+    fn collect(frames: Vec<Result<SeriesResponse, tonic::Status>>, size: i64) -> Vec<String> {
+        use futures::StreamExt as _;
+        let out: Vec<_> = futures::executor::block_on(
+            batch_series(futures::stream::iter(frames), size).collect(),
+        );
+        shapes(&out)
+    }
+
+    #[test]
+    fn series_are_packed_up_to_the_batch_size_in_order() {
+        let frames = || (0..5).map(|i| Ok(SeriesResponse::series(named(&i.to_string(), 8))));
+        assert_eq!(collect(frames().collect(), 2), ["b:0,1", "b:2,3", "s:4"]);
+        assert_eq!(collect(frames().collect(), 64), ["b:0,1,2,3,4"]);
+        // No batching asked for: the frames pass unchanged.
+        for size in [0, 1, -3] {
+            assert_eq!(
+                collect(frames().collect(), size),
+                ["s:0", "s:1", "s:2", "s:3", "s:4"]
+            );
+        }
+    }
+
+    #[test]
+    fn warnings_and_errors_close_the_batch_before_them() {
+        let frames = vec![
+            Ok(SeriesResponse::series(named("a", 1))),
+            Ok(SeriesResponse::series(named("b", 1))),
+            Ok(SeriesResponse::warning("w1".into())),
+            Ok(SeriesResponse::series(named("c", 1))),
+            Err(tonic::Status::internal("boom")),
+        ];
+        assert_eq!(collect(frames, 64), ["b:a,b", "w:w1", "s:c", "e:boom"]);
+    }
+
+    #[test]
+    fn a_batch_closes_once_its_chunks_pass_a_mebibyte() {
+        let half = MAX_BATCH_CHUNK_BYTES / 2;
+        let frames = vec![
+            Ok(SeriesResponse::series(named("a", half))),
+            Ok(SeriesResponse::series(named("b", half))),
+            Ok(SeriesResponse::series(named("c", 1))),
+            Ok(SeriesResponse::series(named(
+                "d",
+                2 * MAX_BATCH_CHUNK_BYTES,
+            ))),
+            Ok(SeriesResponse::series(named("e", 1))),
+        ];
+        assert_eq!(collect(frames, 64), ["b:a,b", "s:c", "s:d", "s:e"]);
+    }
+
+    #[test]
+    fn only_ready_series_are_packed() {
+        use futures::StreamExt as _;
+        // A stream yielding Pending between its series: each is sent as soon as it is there.
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let mut stream = batch_series(rx, 64);
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        tx.unbounded_send(Ok(SeriesResponse::series(named("a", 1))))
+            .unwrap();
+        let first = match stream.poll_next_unpin(&mut cx) {
+            std::task::Poll::Ready(Some(f)) => f,
+            other => panic!("the ready series was held back: {other:?}"),
+        };
+        assert_eq!(shapes(&[first]), ["s:a"]);
+        assert!(stream.poll_next_unpin(&mut cx).is_pending());
+        tx.unbounded_send(Ok(SeriesResponse::series(named("b", 1))))
+            .unwrap();
+        tx.unbounded_send(Ok(SeriesResponse::series(named("c", 1))))
+            .unwrap();
+        drop(tx);
+        let rest: Vec<_> = futures::executor::block_on(stream.collect());
+        assert_eq!(shapes(&rest), ["b:b,c"]);
     }
 }

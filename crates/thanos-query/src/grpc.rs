@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use thanos_proto::storepb::SeriesStream;
+use thanos_proto::storepb::{SeriesStream, batch_series};
 use thanos_proto::thanos::info::info_server::{Info, InfoServer};
 use thanos_proto::thanos::info::{InfoRequest, InfoResponse, StoreInfo};
 use thanos_proto::thanos::store_server::{Store, StoreServer};
@@ -75,13 +75,15 @@ impl Store for ProxyService {
         request: Request<SeriesRequest>,
     ) -> Result<Response<Self::SeriesStream>, Status> {
         let deadline = self.deadline(&request);
-        let stream = self.proxy.series(request.into_inner(), Some(deadline));
+        let request = request.into_inner();
+        let batch_size = request.response_batch_size;
+        let stream = self.proxy.series(request, Some(deadline));
         let out = stream.map(|frame| match frame {
             Ok(ProxyFrame::Series(s)) => Ok(SeriesResponse::series(s.to_proto())),
             Ok(ProxyFrame::Warning(w)) => Ok(SeriesResponse::warning(w)),
             Err(e) => Err(e.to_status()),
         });
-        Ok(Response::new(Box::pin(out)))
+        Ok(Response::new(batch_series(out, batch_size)))
     }
 
     async fn label_names(

@@ -9,7 +9,8 @@ use std::sync::{Arc, OnceLock};
 
 use thanos_model::{Labels, Matcher};
 use thanos_proto::storepb::{
-    SeriesStream, finalize_labels, in_shard, labels_to_proto, matchers_from_proto, strip_external,
+    SeriesStream, batch_series, finalize_labels, in_shard, labels_to_proto, matchers_from_proto,
+    strip_external,
 };
 use thanos_proto::thanos::info::info_server::Info;
 use thanos_proto::thanos::info::{InfoRequest, InfoResponse, StoreInfo, TsdbInfo};
@@ -471,12 +472,16 @@ impl Store for ReceiveStore {
         request: Request<SeriesRequest>,
     ) -> Result<Response<Self::SeriesStream>, Status> {
         let req = request.into_inner();
+        let batch_size = req.response_batch_size;
         let series = self
             .blocking(move |s| s.series_blocking(&req))
             .await
             .inspect_err(|e| tracing::debug!(err = %e, "series call failed"))?;
         let frames = series.into_iter().map(|s| Ok(SeriesResponse::series(s)));
-        Ok(Response::new(Box::pin(futures::stream::iter(frames))))
+        Ok(Response::new(batch_series(
+            futures::stream::iter(frames),
+            batch_size,
+        )))
     }
 
     async fn label_names(

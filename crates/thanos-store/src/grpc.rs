@@ -1,7 +1,7 @@
 //! tonic service implementations: `thanos.Store` and `thanos.info.Info` over a
 //! [`BucketStore`].
 
-use thanos_proto::storepb::SeriesStream;
+use thanos_proto::storepb::{SeriesStream, batch_series};
 use thanos_proto::thanos::info::info_server::Info;
 use thanos_proto::thanos::info::{InfoRequest, InfoResponse};
 use thanos_proto::thanos::store_server::Store;
@@ -23,6 +23,7 @@ impl Store for BucketStore {
     ) -> Result<Response<Self::SeriesStream>, Status> {
         use futures::StreamExt as _;
         let req = request.into_inner();
+        let batch_size = req.response_batch_size;
         let series = self.series_stream(req).await.map_err(|e| {
             tracing::debug!(err = %e, "series call failed");
             e.to_status()
@@ -34,7 +35,7 @@ impl Store for BucketStore {
                 Err(e.to_status())
             }
         });
-        Ok(Response::new(Box::pin(frames)))
+        Ok(Response::new(batch_series(frames, batch_size)))
     }
 
     async fn label_names(

@@ -12,7 +12,8 @@ use prometheus::Registry;
 use thanos_model::{Labels, Matcher};
 use thanos_objstore::Bucket;
 use thanos_proto::storepb::{
-    finalize_labels, in_shard, labels_to_proto, matchers_from_proto, strip_external,
+    finalize_labels, in_shard, labels_into_proto, labels_to_proto, matchers_from_proto,
+    strip_external,
 };
 use thanos_proto::thanos::{
     AggrChunk, Chunk, LabelMatcher, LabelNamesRequest, LabelValuesRequest, Series, SeriesRequest,
@@ -1091,7 +1092,7 @@ async fn merge_streams(
                 heap.push(Reverse((l, k)));
             }
         }
-        let series = finish_series(&labels, chunks);
+        let series = finish_series(labels, chunks);
         if out.send(Ok(series)).await.is_err() {
             return Ok(());
         }
@@ -1136,14 +1137,14 @@ fn merge_sorted(blocks: Vec<Batch>, limit: Option<usize>) -> Vec<Series> {
             chunks.append(&mut heads[j]);
             advance(j, &mut heads, &mut heap);
         }
-        out.push(finish_series(&labels, chunks));
+        out.push(finish_series(labels, chunks));
     }
     out
 }
 
 /// The wire series of one merged label set: chunks sorted by time (then hash), exact
 /// duplicates (the same chunk from overlapping blocks) dropped.
-fn finish_series(labels: &Labels, mut chunks: Vec<AggrChunk>) -> Series {
+fn finish_series(labels: Labels, mut chunks: Vec<AggrChunk>) -> Series {
     if chunks.len() > 1 {
         chunks.sort_by(|a, b| {
             (a.min_time, a.max_time)
@@ -1153,7 +1154,7 @@ fn finish_series(labels: &Labels, mut chunks: Vec<AggrChunk>) -> Series {
         chunks.dedup();
     }
     Series {
-        labels: labels_to_proto(labels),
+        labels: labels_into_proto(labels),
         chunks,
     }
 }
