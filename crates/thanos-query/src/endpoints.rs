@@ -15,9 +15,9 @@ use thanos_model::{Label, Labels, Matcher};
 use thanos_proto::thanos::ZLabelSet;
 use thanos_proto::thanos::info::{InfoRequest, InfoResponse, info_client::InfoClient};
 use thanos_proto::thanos::store_client::StoreClient;
+use thanos_server::GrpcChannel;
 use thanos_server::GrpcClient;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 use crate::dns::{self, Resolver, Spec, SystemResolver};
 use crate::error::QueryError;
@@ -148,7 +148,7 @@ pub struct StoreRef {
     /// The endpoint's status at the time the query started.
     pub status: EndpointStatus,
     /// A StoreAPI client on the endpoint's channel.
-    pub client: StoreClient<Channel>,
+    pub client: StoreClient<GrpcChannel>,
 }
 
 #[derive(Debug)]
@@ -156,7 +156,7 @@ struct Entry {
     /// The configured spec this address came from.
     spec: String,
     status: EndpointStatus,
-    channel: Channel,
+    channel: GrpcChannel,
 }
 
 /// Options of an [`EndpointSet`].
@@ -305,18 +305,17 @@ impl EndpointSet {
     }
 
     fn new_entry(&self, spec: &str, address: &str) -> Result<Entry, QueryError> {
-        let endpoint = self
+        let channel = self
             .client
-            .endpoint(address)
+            .store_channel(address, self.options.info_timeout)
             .map_err(|source| QueryError::Endpoint {
                 address: address.to_owned(),
                 source,
-            })?
-            .connect_timeout(self.options.info_timeout);
+            })?;
         Ok(Entry {
             spec: spec.to_owned(),
             status: EndpointStatus::new(address),
-            channel: self.client.connect_lazy(endpoint),
+            channel,
         })
     }
 
@@ -368,7 +367,7 @@ impl EndpointSet {
     pub async fn update(&self) {
         self.reload_sd().await;
         self.resolve().await;
-        let targets: Vec<(String, Channel)> = self
+        let targets: Vec<(String, GrpcChannel)> = self
             .read()
             .iter()
             .map(|(a, e)| (a.clone(), e.channel.clone()))
@@ -448,7 +447,7 @@ impl EndpointSet {
 
     /// Channels of the healthy endpoints serving the metric metadata API, with their
     /// addresses.
-    pub fn metadata_endpoints(&self) -> Vec<(String, Channel)> {
+    pub fn metadata_endpoints(&self) -> Vec<(String, GrpcChannel)> {
         self.read()
             .values()
             .filter(|e| e.status.healthy && e.status.serves_metadata)

@@ -287,7 +287,7 @@ impl ProxyStore {
         call: F,
     ) -> Result<FanOut<T>, QueryError>
     where
-        F: Fn(thanos_proto::thanos::store_client::StoreClient<tonic::transport::Channel>) -> Fut,
+        F: Fn(thanos_proto::thanos::store_client::StoreClient<thanos_server::GrpcChannel>) -> Fut,
         Fut: std::future::Future<Output = Result<T, tonic::Status>>,
     {
         if self.endpoints.is_empty() && abort {

@@ -27,6 +27,7 @@ use tonic::transport::server::Router;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::ServingStatus;
 
+use crate::channel::{DirectChannel, GrpcChannel};
 use crate::error::{Error, Result};
 use crate::prober::Prober;
 use crate::tls::{self, ClientTlsOptions, ServerTlsOptions};
@@ -282,6 +283,20 @@ impl GrpcClient {
                 endpoint: address.to_owned(),
                 source,
             })
+    }
+
+    /// A StoreAPI transport to `address` that connects on first use (and reconnects as
+    /// needed): a [`DirectChannel`] for plaintext, tonic's
+    /// channel with this client's TLS otherwise.
+    pub fn store_channel(&self, address: &str, connect_timeout: Duration) -> Result<GrpcChannel> {
+        let endpoint = self.endpoint(address)?.connect_timeout(connect_timeout);
+        match (&self.tls, endpoint.uri().authority()) {
+            (None, Some(authority)) => Ok(GrpcChannel::Direct(DirectChannel::new(
+                authority.clone(),
+                Some(connect_timeout),
+            ))),
+            _ => Ok(GrpcChannel::Tonic(self.connect_lazy(endpoint))),
+        }
     }
 
     /// A channel that connects on first use (and reconnects as needed).

@@ -13,6 +13,7 @@
 //!
 //! TLS uses rustls with the aws-lc-rs provider, passed explicitly to every config.
 
+pub mod channel;
 pub mod error;
 pub mod grpc;
 pub mod http;
@@ -23,6 +24,7 @@ pub mod shutdown;
 pub mod tls;
 pub mod web_config;
 
+pub use channel::{DirectChannel, GrpcChannel};
 pub use error::{BoxError, Error, Result};
 pub use grpc::{GrpcClient, GrpcClientOptions, GrpcServer, GrpcServerOptions, MAX_MESSAGE_SIZE};
 pub use http::{HttpServer, HttpServerOptions};

@@ -2,6 +2,7 @@
 //! area of behaviour, and `common` holds the helpers they share.
 
 mod common;
+mod direct_channel;
 mod grpc_server;
 mod http_server;
 mod run_group;
