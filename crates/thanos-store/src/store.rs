@@ -293,6 +293,14 @@ fn to_aggr_chunk(
 /// hand-off to a blocking thread and back costs about as much on a busy machine.
 const INLINE_SERIES: usize = 500;
 
+/// Series per slab that a memory-mapped block of a larger call streams to the merge
+/// (see `produce_local_block`), so that merging, encoding and sending start early.
+const LOCAL_SLAB: usize = 256;
+
+/// Merged series buffered between the k-way merge of a streamed call and the response
+/// (the querier asks for frames of 64 series).
+const MERGED_SERIES_BUFFER: usize = 64;
+
 /// Parameters of one Series call, shared by the per-block tasks.
 struct SeriesCtx {
     mint: i64,
@@ -749,29 +757,48 @@ impl BucketStore {
             limiter: Arc::clone(&ctx.limiter),
             _permit: permit,
         };
-        if work.iter().all(|(b, _)| b.is_local()) {
-            let items: Vec<Result<Series>> = match self.series_local(work, ctx, limit).await {
-                Ok(series) => series.into_iter().map(Ok).collect(),
-                Err(e) => vec![Err(e)],
-            };
-            // The timer (and the concurrency permit) lives as long as the stream.
-            let stream = futures::stream::iter(items).map(move |s| {
-                let _ = &timer;
-                s
-            });
-            return Ok(stream.left_stream());
-        }
         let mut cursors = Vec::with_capacity(work.len());
         let mut tasks = tokio::task::JoinSet::new();
-        for (block, ms) in work {
-            let (tx, rx) = mpsc::channel(1);
-            tasks.spawn(self.clone().produce_block(block, ms, Arc::clone(&ctx), tx));
-            cursors.push(Cursor {
-                rx,
-                batch: Vec::new().into_iter(),
-            });
+        if work.iter().all(|(b, _)| b.is_local()) {
+            // Postings first, here: they come from the cache or a mapping, and their sizes
+            // say whether the rest is small enough to run on this task.
+            let mut expanded = Vec::with_capacity(work.len());
+            for (block, matchers) in work {
+                match self.block_postings(&block, &matchers, &ctx).await {
+                    Ok(refs) => expanded.push((block, refs)),
+                    Err(e) => return Ok(timed(vec![Err(e)], timer).left_stream()),
+                }
+            }
+            let total: usize = expanded.iter().map(|(_, refs)| refs.len()).sum();
+            if total <= INLINE_SERIES {
+                let items = match self.series_inline(&expanded, &ctx, limit).await {
+                    Ok(series) => series.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                return Ok(timed(items, timer).left_stream());
+            }
+            for (block, refs) in expanded {
+                let (tx, rx) = mpsc::channel(2);
+                tasks.spawn(
+                    self.clone()
+                        .produce_local_block(block, refs, Arc::clone(&ctx), tx),
+                );
+                cursors.push(Cursor {
+                    rx,
+                    batch: Vec::new().into_iter(),
+                });
+            }
+        } else {
+            for (block, ms) in work {
+                let (tx, rx) = mpsc::channel(1);
+                tasks.spawn(self.clone().produce_block(block, ms, Arc::clone(&ctx), tx));
+                cursors.push(Cursor {
+                    rx,
+                    batch: Vec::new().into_iter(),
+                });
+            }
         }
-        let (out_tx, out_rx) = mpsc::channel::<Result<Series>>(16);
+        let (out_tx, out_rx) = mpsc::channel::<Result<Series>>(MERGED_SERIES_BUFFER);
         tokio::spawn(async move {
             let _timer = timer;
             // Dropping the JoinSet aborts producers still running when the merge stops.
@@ -784,61 +811,71 @@ impl BucketStore {
         Ok(tokio_stream::wrappers::ReceiverStream::new(out_rx).right_stream())
     }
 
-    /// A Series call over blocks read from local disk: every read is a slice of a memory
-    /// mapping, so each block's work (postings, series entries, chunks) runs start to end
-    /// in one blocking task, without channel hand-offs per batch or per series; the
-    /// sorted per-block results are then merged. Chunk data stays views of the mappings,
-    /// so materialising the whole answer costs labels and chunk metadata only.
-    async fn series_local(
+    /// A small Series call over memory-mapped blocks (at most [`INLINE_SERIES`] series
+    /// matched), answered on the calling task: every read is a slice of a mapping, so no
+    /// read waits, and the sorted per-block results are merged in one go.
+    async fn series_inline(
         &self,
-        work: Vec<(Arc<BucketBlock>, Vec<Matcher>)>,
-        ctx: Arc<SeriesCtx>,
+        expanded: &[(Arc<BucketBlock>, Vec<SeriesRef>)],
+        ctx: &SeriesCtx,
         limit: Option<usize>,
     ) -> Result<Vec<Series>> {
-        let single = work.len() == 1;
-        // Postings first, here: they come from the cache or a mapping, and their sizes say
-        // whether the rest is small enough to run without a hand-off to a blocking thread.
-        let mut expanded = Vec::with_capacity(work.len());
-        for (block, matchers) in work {
-            let refs = self.block_postings(&block, &matchers, &ctx).await?;
-            expanded.push((block, refs));
+        let mut per_block = Vec::with_capacity(expanded.len());
+        for (block, refs) in expanded {
+            let entries = self.block_entries(block, refs, ctx).await?;
+            per_block.push(self.block_chunks(block, entries, ctx).await?);
         }
-        let total: usize = expanded.iter().map(|(_, refs)| refs.len()).sum();
-        let per_block: Vec<Batch> = if total <= INLINE_SERIES {
-            let mut out = Vec::with_capacity(expanded.len());
-            for (block, refs) in &expanded {
-                let entries = self.block_entries(block, refs, &ctx).await?;
-                out.push(self.block_chunks(block, entries, &ctx).await?);
-            }
-            out
-        } else {
-            futures::stream::iter(expanded)
-                .map(|(block, refs)| {
-                    let store = self.clone();
-                    let ctx = Arc::clone(&ctx);
-                    let what = format!("series of block {}", block.id());
-                    async move {
-                        spawn_blocking(what, move || {
-                            // Local reads never suspend, so this completes without waiting.
-                            futures::executor::block_on(async {
-                                let entries = store.block_entries(&block, &refs, &ctx).await?;
-                                store.block_chunks(&block, entries, &ctx).await
-                            })
-                        })
-                        .await
-                    }
+        Ok(merge_sorted(per_block, limit))
+    }
+
+    /// Streams one memory-mapped block's series into `tx` in slabs of [`LOCAL_SLAB`]:
+    /// the series entries, then each slab's chunks, are read on the blocking pool, so
+    /// the first slabs are merged, encoded and sent while later ones are still read.
+    /// Blocking tasks never wait on the channel; this task does.
+    async fn produce_local_block(
+        self,
+        block: Arc<BucketBlock>,
+        refs: Vec<SeriesRef>,
+        ctx: Arc<SeriesCtx>,
+        tx: BatchTx,
+    ) {
+        let res = async {
+            let prepare = Arc::clone(&ctx.prepare_gate)
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::NotReady)?;
+            let entries = {
+                let (store, block, ctx) = (self.clone(), Arc::clone(&block), Arc::clone(&ctx));
+                let what = format!("series entries of block {}", block.id());
+                spawn_blocking(what, move || {
+                    // Local reads never suspend, so this completes without waiting.
+                    futures::executor::block_on(store.block_entries(&block, &refs, &ctx))
                 })
-                .buffered(self.inner.opts.block_query_concurrency.max(1))
-                .try_collect()
                 .await?
-        };
-        if single || total <= INLINE_SERIES {
-            return Ok(merge_sorted(per_block, limit));
+            };
+            drop(prepare);
+            let mut entries = entries.into_iter();
+            loop {
+                let slab: Vec<_> = entries.by_ref().take(LOCAL_SLAB).collect();
+                if slab.is_empty() {
+                    return Ok(());
+                }
+                let (store, block, ctx) = (self.clone(), Arc::clone(&block), Arc::clone(&ctx));
+                let what = format!("chunks of block {}", block.id());
+                let out = spawn_blocking(what, move || {
+                    futures::executor::block_on(store.block_chunks(&block, slab, &ctx))
+                })
+                .await?;
+                if tx.send(Ok(out)).await.is_err() {
+                    // The merger stopped (limit reached, error elsewhere, client gone).
+                    return Ok(());
+                }
+            }
         }
-        spawn_blocking("merge series of blocks".into(), move || {
-            Ok(merge_sorted(per_block, limit))
-        })
-        .await
+        .await;
+        if let Err(e) = res {
+            let _ = tx.send(Err(e)).await;
+        }
     }
 
     /// [`BucketStore::series_stream`] collected into a vector.
@@ -1157,6 +1194,18 @@ fn finish_series(labels: Labels, mut chunks: Vec<AggrChunk>) -> Series {
         labels: labels_into_proto(labels),
         chunks,
     }
+}
+
+/// The answer of a Series call computed in one go, as a stream that keeps `timer` (and
+/// with it the call's concurrency permit) until it is consumed or dropped.
+fn timed(
+    items: Vec<Result<Series>>,
+    timer: CallTimer,
+) -> impl futures::Stream<Item = Result<Series>> + Send + 'static {
+    futures::stream::iter(items).map(move |s| {
+        let _ = &timer;
+        s
+    })
 }
 
 /// Observes a Series call's duration (and releases its concurrency permit) when

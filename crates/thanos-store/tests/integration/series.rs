@@ -492,8 +492,8 @@ async fn replicas_merge_without_replica_labels_across_batches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_reads_answer_like_ranged_reads_for_large_selections() {
-    // 600 series over 3 blocks: more than a Series call handles inline, so each block runs
-    // in its own blocking task and the results go through the k-way merge.
+    // 600 series over 3 blocks: more than a Series call handles inline, so each block
+    // streams slabs of series into the k-way merge.
     let ds = dataset(2, 300);
     let root = tempfile::tempdir().unwrap();
     let registry = Registry::new();
