@@ -6,9 +6,8 @@
 //! each series plus the window `(end - range, end]` of every step; functions slide a
 //! [`Cursor`] over each series' samples, step after step.
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
+use std::hash::{BuildHasher as _, Hash, Hasher};
 use std::sync::Arc;
 
 use promql_parser::parser::token::{
@@ -1807,9 +1806,9 @@ fn aggregate_floats(
     out
 }
 
-/// Hash of the labels used for vector matching.
+/// Hash of the labels used for vector matching (fixed-seed, so both sides agree).
 fn signature(l: &Labels, matching: &Option<LabelModifier>) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = foldhash::quality::FixedState::default().build_hasher();
     match matching {
         Some(LabelModifier::Include(ls)) => {
             for x in l.iter().filter(|x| ls.labels.contains(&x.name)) {
