@@ -5,6 +5,8 @@
 //! * [`prober`] ← `pkg/prober` (healthy/ready state, `thanos_status` gauge);
 //! * [`http`] ← `pkg/server/http` plus prometheus/exporter-toolkit `web` (`--http.config`);
 //! * [`grpc`] ← `pkg/server/grpc` and the client TLS part of `pkg/extgrpc`;
+//! * [`channel`] — the StoreAPI client transport (a direct HTTP/2 connection for
+//!   plaintext endpoints, tonic's channel for TLS ones);
 //! * [`tls`] ← `pkg/tls`;
 //! * [`shutdown`] ← the `oklog/run` group and the shutdown order of `cmd/thanos`;
 //! * [`parse`] ← Prometheus `model.ParseDuration`, `alecthomas/units.ParseBase2Bytes`
