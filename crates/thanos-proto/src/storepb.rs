@@ -60,6 +60,15 @@ where
     }
 }
 
+/// Bytes of raw chunk data in `chunks`.
+pub fn chunk_bytes(chunks: &[crate::thanos::AggrChunk]) -> usize {
+    chunks
+        .iter()
+        .filter_map(|c| c.raw.as_ref())
+        .map(|r| r.data.len())
+        .sum()
+}
+
 /// Packs consecutive series frames of `frames` into batch frames of at most `max` series
 /// (a lone series stays a series frame).
 fn pack_series(
@@ -86,12 +95,7 @@ fn pack_series(
             Ok(SeriesResponse {
                 result: Some(Frame::Series(series)),
             }) => {
-                let size: usize = series
-                    .chunks
-                    .iter()
-                    .filter_map(|c| c.raw.as_ref())
-                    .map(|r| r.data.len())
-                    .sum();
+                let size = chunk_bytes(&series.chunks);
                 if batch.len() == max || (!batch.is_empty() && bytes + size > MAX_BATCH_CHUNK_BYTES)
                 {
                     flush(&mut batch, &mut out);

@@ -168,12 +168,7 @@ impl QueryStorage {
     /// Counts a fetched series against the query's limits.
     fn account(&self, s: &MergedSeries) -> Result<(), QueryError> {
         let limits = self.options.limits;
-        let bytes: usize = s
-            .chunks
-            .iter()
-            .filter_map(|c| c.raw.as_ref())
-            .map(|r| r.data.len())
-            .sum();
+        let bytes = thanos_proto::storepb::chunk_bytes(&s.chunks);
         let mut fetched = self.fetched.lock().unwrap_or_else(|p| p.into_inner());
         fetched.0 += 1;
         fetched.1 += bytes;

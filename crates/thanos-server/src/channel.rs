@@ -71,26 +71,25 @@ pub struct DirectChannel {
 }
 
 struct Inner {
-    address: String,
     authority: http::uri::Authority,
-    connect_timeout: Option<Duration>,
+    connect_timeout: Duration,
     sender: tokio::sync::Mutex<Option<h2::client::SendRequest<Bytes>>>,
 }
 
 impl std::fmt::Debug for DirectChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DirectChannel")
-            .field("address", &self.inner.address)
+            .field("address", &self.inner.authority.as_str())
             .finish()
     }
 }
 
 impl DirectChannel {
-    /// A channel to `authority` (`host:port`); nothing is connected before the first call.
-    pub fn new(authority: http::uri::Authority, connect_timeout: Option<Duration>) -> Self {
+    /// A channel to `authority` (`host:port`); nothing is connected before the first call,
+    /// and connecting fails after `connect_timeout`.
+    pub fn new(authority: http::uri::Authority, connect_timeout: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
-                address: authority.to_string(),
                 authority,
                 connect_timeout,
                 sender: tokio::sync::Mutex::new(None),
@@ -141,7 +140,7 @@ impl DirectChannel {
             match sender.ready().await {
                 Ok(sender) => return Ok(sender),
                 Err(err) => {
-                    tracing::debug!(address = %self.inner.address, error = %err, "grpc connection lost; reconnecting");
+                    tracing::debug!(address = %self.inner.authority, error = %err, "grpc connection lost; reconnecting");
                 }
             }
         }
@@ -153,14 +152,11 @@ impl DirectChannel {
     }
 
     async fn connect(&self) -> Result<h2::client::SendRequest<Bytes>, BoxError> {
-        let address = self.inner.address.as_str();
-        let connect = tokio::net::TcpStream::connect(address);
-        let tcp = match self.inner.connect_timeout {
-            Some(timeout) => tokio::time::timeout(timeout, connect)
-                .await
-                .map_err(|_| format!("connecting to {address} timed out after {timeout:?}"))??,
-            None => connect.await?,
-        };
+        let address = self.inner.authority.as_str();
+        let timeout = self.inner.connect_timeout;
+        let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address))
+            .await
+            .map_err(|_| format!("connecting to {address} timed out after {timeout:?}"))??;
         tcp.set_nodelay(true)?;
         let (sender, mut connection) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)

@@ -293,7 +293,7 @@ impl GrpcClient {
         match (&self.tls, endpoint.uri().authority()) {
             (None, Some(authority)) => Ok(GrpcChannel::Direct(DirectChannel::new(
                 authority.clone(),
-                Some(connect_timeout),
+                connect_timeout,
             ))),
             _ => Ok(GrpcChannel::Tonic(self.connect_lazy(endpoint))),
         }

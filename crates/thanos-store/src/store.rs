@@ -294,7 +294,7 @@ fn to_aggr_chunk(
 const INLINE_SERIES: usize = 500;
 
 /// Series per slab that a memory-mapped block of a larger call streams to the merge
-/// (see `produce_local_block`), so that merging, encoding and sending start early.
+/// (see `produce_block`), so that merging, encoding and sending start early.
 const LOCAL_SLAB: usize = 256;
 
 /// Merged series buffered between the k-way merge of a streamed call and the response
@@ -319,6 +319,23 @@ type Batch = Vec<(Labels, Vec<AggrChunk>)>;
 /// One block's sorted output, in batches; an error ends the stream.
 type BatchRx = mpsc::Receiver<Result<Batch>>;
 type BatchTx = mpsc::Sender<Result<Batch>>;
+
+/// Where a block producer's series come from.
+enum Selection {
+    /// Matchers whose postings the producer expands (bucket blocks).
+    Matchers(Vec<Matcher>),
+    /// Postings already expanded (memory-mapped blocks, expanded first to size the call).
+    Refs(Vec<SeriesRef>),
+}
+
+/// Runs `read`, reads of a memory-mapped block (which never suspend), to completion on
+/// the blocking pool.
+async fn on_blocking_pool<T: Send + 'static>(
+    what: String,
+    read: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    spawn_blocking(what, move || futures::executor::block_on(read)).await
+}
 
 /// Head of one block's stream in the k-way merge.
 struct Cursor {
@@ -557,42 +574,72 @@ impl BucketStore {
 
     /// Produces the series of one block for a Series call, sorted by final label set, in
     /// batches: first every matching series entry (labels and chunk refs, no chunk data)
-    /// is loaded and sorted, then chunks are fetched batch by batch as the merger
-    /// consumes them (the channel holds one batch), so chunk memory stays bounded.
+    /// is loaded and sorted, then chunks are read batch by batch as the merger consumes
+    /// them (the channel bounds the batches in flight), so chunk memory stays bounded.
+    ///
+    /// Bucket blocks are read on this task, in batches of `--store.series-batch-size`.
+    /// Memory-mapped blocks are read on the blocking pool by short tasks that never wait
+    /// on the channel, in slabs of [`LOCAL_SLAB`], so the first slabs are merged, encoded
+    /// and sent while later ones are still read.
     async fn produce_block(
         self,
         block: Arc<BucketBlock>,
-        matchers: Vec<Matcher>,
+        selection: Selection,
         ctx: Arc<SeriesCtx>,
         tx: BatchTx,
     ) {
-        if let Err(e) = self.produce_block_inner(&block, &matchers, &ctx, &tx).await {
+        if let Err(e) = self.produce_block_inner(block, selection, ctx, &tx).await {
             let _ = tx.send(Err(e)).await;
         }
     }
 
     async fn produce_block_inner(
         &self,
-        block: &BucketBlock,
-        matchers: &[Matcher],
-        ctx: &SeriesCtx,
+        block: Arc<BucketBlock>,
+        selection: Selection,
+        ctx: Arc<SeriesCtx>,
         tx: &BatchTx,
     ) -> Result<()> {
         let prepare = Arc::clone(&ctx.prepare_gate)
             .acquire_owned()
             .await
             .map_err(|_| Error::NotReady)?;
-        let refs = self.block_postings(block, matchers, ctx).await?;
-        let kept = self.block_entries(block, &refs, ctx).await?;
+        let refs = match selection {
+            Selection::Matchers(matchers) => self.block_postings(&block, &matchers, &ctx).await?,
+            Selection::Refs(refs) => refs,
+        };
+        let mapped = block.is_local();
+        let entries = if mapped {
+            let (store, b, c) = (self.clone(), Arc::clone(&block), Arc::clone(&ctx));
+            let what = format!("series entries of block {}", block.id());
+            on_blocking_pool(
+                what,
+                async move { store.block_entries(&b, &refs, &c).await },
+            )
+            .await?
+        } else {
+            self.block_entries(&block, &refs, &ctx).await?
+        };
         drop(prepare);
-        let batch_size = self.inner.opts.series_batch_size.max(1);
-        let mut kept = kept.into_iter();
+        let batch_size = if mapped {
+            LOCAL_SLAB
+        } else {
+            self.inner.opts.series_batch_size.max(1)
+        };
+        let mut entries = entries.into_iter();
         loop {
-            let batch: Vec<_> = kept.by_ref().take(batch_size).collect();
+            let batch: Vec<_> = entries.by_ref().take(batch_size).collect();
             if batch.is_empty() {
                 return Ok(());
             }
-            let out = self.block_chunks(block, batch, ctx).await?;
+            let out = if mapped {
+                let (store, b, c) = (self.clone(), Arc::clone(&block), Arc::clone(&ctx));
+                let what = format!("chunks of block {}", block.id());
+                on_blocking_pool(what, async move { store.block_chunks(&b, batch, &c).await })
+                    .await?
+            } else {
+                self.block_chunks(&block, batch, &ctx).await?
+            };
             if tx.send(Ok(out)).await.is_err() {
                 // The merger stopped (limit reached, error elsewhere, client gone).
                 return Ok(());
@@ -779,10 +826,12 @@ impl BucketStore {
             }
             for (block, refs) in expanded {
                 let (tx, rx) = mpsc::channel(2);
-                tasks.spawn(
-                    self.clone()
-                        .produce_local_block(block, refs, Arc::clone(&ctx), tx),
-                );
+                tasks.spawn(self.clone().produce_block(
+                    block,
+                    Selection::Refs(refs),
+                    Arc::clone(&ctx),
+                    tx,
+                ));
                 cursors.push(Cursor {
                     rx,
                     batch: Vec::new().into_iter(),
@@ -791,7 +840,12 @@ impl BucketStore {
         } else {
             for (block, ms) in work {
                 let (tx, rx) = mpsc::channel(1);
-                tasks.spawn(self.clone().produce_block(block, ms, Arc::clone(&ctx), tx));
+                tasks.spawn(self.clone().produce_block(
+                    block,
+                    Selection::Matchers(ms),
+                    Arc::clone(&ctx),
+                    tx,
+                ));
                 cursors.push(Cursor {
                     rx,
                     batch: Vec::new().into_iter(),
@@ -826,56 +880,6 @@ impl BucketStore {
             per_block.push(self.block_chunks(block, entries, ctx).await?);
         }
         Ok(merge_sorted(per_block, limit))
-    }
-
-    /// Streams one memory-mapped block's series into `tx` in slabs of [`LOCAL_SLAB`]:
-    /// the series entries, then each slab's chunks, are read on the blocking pool, so
-    /// the first slabs are merged, encoded and sent while later ones are still read.
-    /// Blocking tasks never wait on the channel; this task does.
-    async fn produce_local_block(
-        self,
-        block: Arc<BucketBlock>,
-        refs: Vec<SeriesRef>,
-        ctx: Arc<SeriesCtx>,
-        tx: BatchTx,
-    ) {
-        let res = async {
-            let prepare = Arc::clone(&ctx.prepare_gate)
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::NotReady)?;
-            let entries = {
-                let (store, block, ctx) = (self.clone(), Arc::clone(&block), Arc::clone(&ctx));
-                let what = format!("series entries of block {}", block.id());
-                spawn_blocking(what, move || {
-                    // Local reads never suspend, so this completes without waiting.
-                    futures::executor::block_on(store.block_entries(&block, &refs, &ctx))
-                })
-                .await?
-            };
-            drop(prepare);
-            let mut entries = entries.into_iter();
-            loop {
-                let slab: Vec<_> = entries.by_ref().take(LOCAL_SLAB).collect();
-                if slab.is_empty() {
-                    return Ok(());
-                }
-                let (store, block, ctx) = (self.clone(), Arc::clone(&block), Arc::clone(&ctx));
-                let what = format!("chunks of block {}", block.id());
-                let out = spawn_blocking(what, move || {
-                    futures::executor::block_on(store.block_chunks(&block, slab, &ctx))
-                })
-                .await?;
-                if tx.send(Ok(out)).await.is_err() {
-                    // The merger stopped (limit reached, error elsewhere, client gone).
-                    return Ok(());
-                }
-            }
-        }
-        .await;
-        if let Err(e) = res {
-            let _ = tx.send(Err(e)).await;
-        }
     }
 
     /// [`BucketStore::series_stream`] collected into a vector.

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use prometheus::Registry;
 use thanos_server::{
-    ClientTlsOptions, GrpcChannel, GrpcClientOptions, GrpcServer, GrpcServerOptions, Prober,
-    TlsVersion,
+    ClientTlsOptions, GrpcChannel, GrpcClientOptions, GrpcServer, Prober, TlsVersion,
 };
 use tokio_util::sync::CancellationToken;
 use tonic_health::pb::HealthCheckRequest;
@@ -22,16 +21,7 @@ async fn start(
     tokio::task::JoinHandle<()>,
 ) {
     let prober = Prober::new("store", &Registry::new()).unwrap();
-    let options = GrpcServerOptions::from_flags(
-        address,
-        Duration::from_secs(2),
-        None,
-        None,
-        None,
-        TlsVersion::Tls13,
-        Duration::from_secs(3600),
-    )
-    .unwrap();
+    let options = crate::common::plaintext_grpc_options(address);
     let server = GrpcServer::bind(options, prober.clone()).await.unwrap();
     let addr = server.local_addr().to_string();
     let token = CancellationToken::new();

@@ -39,16 +39,7 @@ async fn wait_for_status(client: &thanos_server::GrpcClient, addr: &str, want: S
 #[tokio::test]
 async fn plaintext_health_follows_the_prober() {
     let prober = Prober::new("query", &Registry::new()).unwrap();
-    let options = GrpcServerOptions::from_flags(
-        "127.0.0.1:0",
-        Duration::from_secs(2),
-        None,
-        None,
-        None,
-        TlsVersion::Tls13,
-        Duration::from_secs(3600),
-    )
-    .unwrap();
+    let options = crate::common::plaintext_grpc_options("127.0.0.1:0");
     let server = GrpcServer::bind(options, prober.clone()).await.unwrap();
     let addr = server.local_addr().to_string();
     let token = CancellationToken::new();

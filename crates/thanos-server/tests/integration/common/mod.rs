@@ -1,5 +1,6 @@
 //! Test PKI generated with rcgen: a CA, a server certificate for localhost/127.0.0.1 and a
-//! client certificate, written as PEM files into a temporary directory.
+//! client certificate, written as PEM files into a temporary directory; plaintext gRPC
+//! server options.
 
 use std::path::PathBuf;
 
@@ -68,4 +69,18 @@ pub fn pki() -> Pki {
         client_identity_pem: format!("{}{}", client_cert.pem(), client_key.serialize_pem()),
         dir,
     }
+}
+
+/// Plaintext gRPC server options on `address` (2 s grace period).
+pub fn plaintext_grpc_options(address: &str) -> thanos_server::GrpcServerOptions {
+    thanos_server::GrpcServerOptions::from_flags(
+        address,
+        std::time::Duration::from_secs(2),
+        None,
+        None,
+        None,
+        thanos_server::TlsVersion::Tls13,
+        std::time::Duration::from_secs(3600),
+    )
+    .unwrap()
 }
