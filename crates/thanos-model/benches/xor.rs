@@ -61,6 +61,13 @@ fn gauge() -> Vec<(i64, f64)> {
         .collect()
 }
 
+/// A target's `up`: exact 15s scrapes of a constant, the smallest chunks there are.
+fn steady() -> Vec<(i64, f64)> {
+    (0..SAMPLES as i64)
+        .map(|i| (1_700_006_400_000 + i * 15_000, 1.0))
+        .collect()
+}
+
 fn encode(samples: &[(i64, f64)]) -> XorChunk {
     let mut c = XorChunk::new();
     for &(t, v) in samples {
@@ -70,7 +77,11 @@ fn encode(samples: &[(i64, f64)]) -> XorChunk {
 }
 
 fn bench_xor(c: &mut Criterion) {
-    for (name, samples) in [("counter", counter()), ("gauge", gauge())] {
+    for (name, samples) in [
+        ("counter", counter()),
+        ("gauge", gauge()),
+        ("steady", steady()),
+    ] {
         let chunk = encode(&samples);
         let mut g = c.benchmark_group(format!("xor/{name}"));
         g.throughput(Throughput::Elements(SAMPLES as u64));

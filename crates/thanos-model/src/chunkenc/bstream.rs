@@ -176,6 +176,72 @@ pub(crate) fn peek64_at(data: &[u8], pos: usize) -> u64 {
     (head << off) | ((u64::from(w[8]) << 8) >> (16 - off))
 }
 
+/// Bytes of `PaddedBits`'s tail copy: the last [`TAIL_DATA`] data bytes, then zeros.
+const TAIL_LEN: usize = 32;
+/// Data bytes copied into the tail of a [`PaddedBits`].
+const TAIL_DATA: usize = 16;
+
+/// Chunk bytes read 64 bits at a time at any bit position, bits past the end reading as
+/// zero, like [`peek64_at`]. Near the end it reads from a zero-padded copy of the last
+/// bytes made once, instead of copying them for every read (which also stalled every
+/// such read on store forwarding).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PaddedBits<'a> {
+    data: &'a [u8],
+    tail: [u8; TAIL_LEN],
+    tail_start: usize,
+}
+
+impl<'a> PaddedBits<'a> {
+    /// Wraps `data`, copying its last bytes.
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        let tail_start = data.len().saturating_sub(TAIL_DATA);
+        let mut tail = [0u8; TAIL_LEN];
+        tail[..data.len() - tail_start].copy_from_slice(&data[tail_start..]);
+        Self {
+            data,
+            tail,
+            tail_start,
+        }
+    }
+
+    /// The wrapped bytes.
+    #[inline(always)]
+    pub(crate) fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// The 64 bits starting at bit `pos`, most significant first.
+    #[inline(always)]
+    pub(crate) fn peek64(&self, pos: usize) -> u64 {
+        match self.data.get(pos >> 3..).and_then(|r| r.first_chunk::<9>()) {
+            Some(w) => bits_at(w, pos),
+            None => self.peek64_tail(pos),
+        }
+    }
+
+    /// [`PaddedBits::peek64`] within 9 bytes of the end (or past it), from the tail copy.
+    #[cold]
+    #[inline(never)]
+    fn peek64_tail(&self, pos: usize) -> u64 {
+        // Such reads start at most 8 bytes before the end of `data`, so at or after
+        // `tail_start + 7` (or anywhere in a short chunk, where `tail_start` is 0); those
+        // starting past the tail copy only see zeros.
+        self.tail
+            .get((pos >> 3).wrapping_sub(self.tail_start)..)
+            .and_then(|r| r.first_chunk::<9>())
+            .map_or(0, |w| bits_at(w, pos))
+    }
+}
+
+/// The 64 bits at bit offset `pos % 8` of the 9 bytes `w`.
+#[inline(always)]
+fn bits_at(w: &[u8; 9], pos: usize) -> u64 {
+    let off = (pos & 7) as u32;
+    let head = u64::from_be_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+    (head << off) | ((u64::from(w[8]) << 8) >> (16 - off))
+}
+
 /// Encodes `x` as a Go unsigned varint into `buf`, returning the length used.
 pub(crate) fn put_uvarint(buf: &mut [u8; 10], mut x: u64) -> usize {
     let mut i = 0;
@@ -241,6 +307,23 @@ mod tests {
         let mut w = w;
         w.write_bits(0b1010, 4);
         assert_eq!(w.bytes(), &[0xff, 0xfa]);
+    }
+
+    #[test]
+    fn padded_bits_match_peek64_at_everywhere() {
+        for len in 0..48usize {
+            let data: Vec<u8> = (0..len)
+                .map(|i| (i as u8).wrapping_mul(37) ^ 0xa5)
+                .collect();
+            let bits = PaddedBits::new(&data);
+            for pos in 0..(len + 12) * 8 {
+                assert_eq!(
+                    bits.peek64(pos),
+                    peek64_at(&data, pos),
+                    "len {len} pos {pos}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::ChunkError;
-use super::bstream::{BitReader, BitWriter, peek64_at, put_uvarint, unzigzag, zigzag};
+use super::bstream::{BitReader, BitWriter, PaddedBits, put_uvarint, unzigzag, zigzag};
 use crate::sample::Sample;
 
 /// Size of the sample-count header at the start of every XOR chunk.
@@ -282,7 +282,7 @@ fn signed_field(bits: u64, n: u32) -> i64 {
 /// corrupt or truncated data instead of panicking.
 #[derive(Debug, Clone)]
 pub struct XorIterator<'a> {
-    data: &'a [u8],
+    bits: PaddedBits<'a>,
     num: u16,
     read: u16,
     c: Cursor,
@@ -306,24 +306,29 @@ struct Cursor {
 }
 
 impl Cursor {
-    /// Decodes sample `i` of `num` from `data`. Reads past the end see zero bits and are
+    /// Decodes sample `i` of `num` from `bits`. Reads past the end see zero bits and are
     /// reported as truncation once the sample is decoded.
     #[inline(always)]
-    fn step(&mut self, data: &[u8], i: usize, num: usize) -> Result<(), ChunkError> {
+    fn step(&mut self, bits: &PaddedBits<'_>, i: usize, num: usize) -> Result<(), ChunkError> {
         if i < 2 {
-            self.step_first(data, i, num)
+            self.step_first(bits, i, num)
         } else {
-            self.step_next(data, i, num)
+            self.step_next(bits, i, num)
         }
     }
 
     /// Decodes sample 0 or 1, which start with byte-aligned varints.
-    fn step_first(&mut self, data: &[u8], i: usize, num: usize) -> Result<(), ChunkError> {
+    fn step_first(
+        &mut self,
+        bits: &PaddedBits<'_>,
+        i: usize,
+        num: usize,
+    ) -> Result<(), ChunkError> {
         let truncated = || ChunkError::Truncated {
             sample: i,
             num_samples: num,
         };
-        let mut r = BitReader::new(data, self.pos);
+        let mut r = BitReader::new(bits.data(), self.pos);
         let u = r.read_uvarint_aligned().ok_or_else(truncated)?;
         if i == 0 {
             self.t = unzigzag(u);
@@ -334,15 +339,15 @@ impl Cursor {
         self.t_delta = u;
         self.t = self.t.wrapping_add(u as i64);
         self.pos = r.pos();
-        self.read_value(data, peek64_at(data, self.pos), 64, i)?;
-        self.check_end(data, i, num)
+        self.read_value(bits, bits.peek64(self.pos), 64, i)?;
+        self.check_end(bits, i, num)
     }
 
     /// Decodes sample `i >= 2`: a delta-of-delta timestamp and a value.
     #[inline(always)]
-    fn step_next(&mut self, data: &[u8], i: usize, num: usize) -> Result<(), ChunkError> {
+    fn step_next(&mut self, bits: &PaddedBits<'_>, i: usize, num: usize) -> Result<(), ChunkError> {
         // One 64-bit window usually covers the timestamp and the value.
-        let mut w = peek64_at(data, self.pos);
+        let mut w = bits.peek64(self.pos);
         let (used, dod) = if w >> 63 == 0 {
             (1, 0)
         } else if w >> 62 == 0b10 {
@@ -352,22 +357,22 @@ impl Cursor {
         } else if w >> 60 == 0b1110 {
             (24, signed_field((w >> 40) & 0xf_ffff, 20))
         } else {
-            let bits = peek64_at(data, self.pos + 4);
+            let dod = bits.peek64(self.pos + 4);
             self.pos += 68;
-            w = peek64_at(data, self.pos);
-            (0, bits as i64)
+            w = bits.peek64(self.pos);
+            (0, dod as i64)
         };
         self.pos += used as usize;
         self.t_delta = self.t_delta.wrapping_add(dod as u64);
         self.t = self.t.wrapping_add(self.t_delta as i64);
-        self.read_value(data, w << used, 64 - used, i)?;
-        self.check_end(data, i, num)
+        self.read_value(bits, w << used, 64 - used, i)?;
+        self.check_end(bits, i, num)
     }
 
-    /// Reports sample `i` as truncated when decoding it read past the end of `data`.
+    /// Reports sample `i` as truncated when decoding it read past the end of the data.
     #[inline(always)]
-    fn check_end(&self, data: &[u8], i: usize, num: usize) -> Result<(), ChunkError> {
-        if self.pos > data.len() * 8 {
+    fn check_end(&self, bits: &PaddedBits<'_>, i: usize, num: usize) -> Result<(), ChunkError> {
+        if self.pos > bits.data().len() * 8 {
             return Err(ChunkError::Truncated {
                 sample: i,
                 num_samples: num,
@@ -379,7 +384,13 @@ impl Cursor {
     /// Decodes one XOR-encoded value at `pos`; `w` holds the next `avail` (at least 13)
     /// bits, left-aligned, so the common case needs no further load.
     #[inline(always)]
-    fn read_value(&mut self, data: &[u8], w: u64, avail: u32, i: usize) -> Result<(), ChunkError> {
+    fn read_value(
+        &mut self,
+        bits: &PaddedBits<'_>,
+        w: u64,
+        avail: u32,
+        i: usize,
+    ) -> Result<(), ChunkError> {
         debug_assert!(avail >= 13);
         if w >> 63 == 0 {
             self.pos += 1;
@@ -403,14 +414,14 @@ impl Cursor {
             self.trailing = 64 - leading - sig;
             (13, sig)
         };
-        let bits = if header + sig <= avail {
+        let value = if header + sig <= avail {
             (w << header) >> (64 - sig)
         } else {
-            peek64_at(data, self.pos + header as usize) >> (64 - sig)
+            bits.peek64(self.pos + header as usize) >> (64 - sig)
         };
         self.pos += (header + sig) as usize;
         self.window_seen = true;
-        self.v_bits ^= bits << self.trailing;
+        self.v_bits ^= value << self.trailing;
         Ok(())
     }
 }
@@ -429,7 +440,7 @@ impl<'a> XorIterator<'a> {
             ),
         };
         Self {
-            data,
+            bits: PaddedBits::new(data),
             num,
             read: 0,
             c: Cursor {
@@ -484,9 +495,9 @@ impl<'a> XorIterator<'a> {
         let mut c = self.c;
         for i in usize::from(self.read)..num {
             if i < 2 {
-                c.step_first(self.data, i, num)?;
+                c.step_first(&self.bits, i, num)?;
             } else {
-                c.step_next(self.data, i, num)?;
+                c.step_next(&self.bits, i, num)?;
             }
             if c.t > maxt {
                 return Ok(());
@@ -515,7 +526,7 @@ impl Iterator for XorIterator<'_> {
         }
         let step = self
             .c
-            .step(self.data, usize::from(self.read), usize::from(self.num));
+            .step(&self.bits, usize::from(self.read), usize::from(self.num));
         if let Err(e) = step {
             self.err = Some(e);
             self.has_cur = false;
