@@ -50,6 +50,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build_client(true)
         .build_server(true)
         .bytes(".")
+        .codec_path("crate::codec::ThanosCodec")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -24,17 +24,21 @@
 //! | `io.prometheus.write.v2` | [`io::prometheus::write::v2`] |
 //!
 //! Every service comes with a tonic client (`<service>_client`) and server
-//! (`<service>_server`). All proto `bytes` fields are [`bytes::Bytes`], so
+//! (`<service>_server`), all using [`codec::ThanosCodec`] (prost, with series frames
+//! encoded in one pass). All proto `bytes` fields are [`bytes::Bytes`], so
 //! decoding from a `Bytes` buffer (as tonic does) does not copy chunk data.
 //! Well-known types (`google.protobuf.Any`, `Duration`) are [`prost_types`].
 //!
 //! Hand-written helpers: [`method`] (fully-qualified gRPC paths), [`storepb`]
 //! (model conversions and the StoreAPI external-label and shard rules),
-//! [`FILE_DESCRIPTOR_SET`] (for gRPC reflection) and [`remote_write`]
-//! (snappy-compressed HTTP remote-write bodies).
+//! [`FILE_DESCRIPTOR_SET`] (for gRPC reflection), [`remote_write`]
+//! (snappy-compressed HTTP remote-write bodies) and [`series_codec`] (a Series client
+//! decoding frames straight into model labels).
 
+pub mod codec;
 pub mod method;
 pub mod remote_write;
+pub mod series_codec;
 pub mod storepb;
 
 /// Encoded `google.protobuf.FileDescriptorSet` of every compiled proto file

@@ -149,6 +149,8 @@ pub struct StoreRef {
     pub status: EndpointStatus,
     /// A StoreAPI client on the endpoint's channel.
     pub client: StoreClient<GrpcChannel>,
+    /// The endpoint's channel, for calls made without the generated client.
+    pub channel: GrpcChannel,
 }
 
 #[derive(Debug)]
@@ -474,6 +476,7 @@ impl EndpointSet {
                 status: e.status.clone(),
                 client: StoreClient::new(e.channel.clone())
                     .max_decoding_message_size(thanos_server::MAX_MESSAGE_SIZE),
+                channel: e.channel.clone(),
             })
             .collect()
     }

@@ -24,11 +24,11 @@ use std::time::Duration;
 
 use futures::Stream;
 use thanos_model::{Label, Labels, Matcher};
+use thanos_proto::series_codec::{self, SeriesFrame};
 pub use thanos_proto::storepb::{labels_to_proto, matchers_from_proto, matchers_to_proto};
-use thanos_proto::thanos::series_response::Result as Frame;
 use thanos_proto::thanos::{
     AggrChunk, LabelNamesRequest, LabelNamesResponse, LabelValuesRequest, LabelValuesResponse,
-    PartialResponseStrategy, Series as ProtoSeries, SeriesRequest, SeriesResponse,
+    PartialResponseStrategy, Series as ProtoSeries, SeriesRequest,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -363,7 +363,7 @@ fn is_abort(strategy: i32, disabled: bool) -> bool {
 
 /// Reads one store stream into `tx`, enforcing the deadline and response timeout.
 async fn read_store(
-    mut store: StoreRef,
+    store: StoreRef,
     request: Arc<SeriesRequest>,
     deadline: Option<Instant>,
     response_timeout: Option<Duration>,
@@ -388,7 +388,11 @@ async fn read_store(
     if let Some(d) = deadline {
         grpc_request.set_timeout(d.saturating_duration_since(Instant::now()));
     }
-    let open = store.client.series(grpc_request);
+    let open = series_codec::series(
+        store.channel.clone(),
+        grpc_request,
+        thanos_server::MAX_MESSAGE_SIZE,
+    );
     let opened = match frame_deadline() {
         Some(d) => tokio::time::timeout_at(d, open).await.ok(),
         None => Some(open.await),
@@ -402,7 +406,7 @@ async fn read_store(
             let _ = tx.send(StoreItem::Failed(store_error(&address, &s))).await;
             return;
         }
-        Some(Ok(resp)) => resp.into_inner(),
+        Some(Ok(stream)) => stream,
     };
     // Stores that cannot strip replica labels: strip here, buffer and re-sort.
     let mut buffered: Option<Vec<MergedSeries>> =
@@ -419,25 +423,20 @@ async fn read_store(
             },
             None => next.await,
         };
-        let frame = match msg {
-            Ok(Some(SeriesResponse { result: Some(f) })) => f,
-            Ok(Some(SeriesResponse { result: None })) => continue,
-            Ok(None) => break,
-            Err(s) => {
-                let _ = tx.send(StoreItem::Failed(store_error(&address, &s))).await;
-                return;
-            }
-        };
-        let series = match frame {
-            Frame::Series(s) => vec![s],
-            Frame::Batch(b) => b.series,
-            Frame::Warning(w) => {
+        let series = match msg {
+            Ok(Some(SeriesFrame::Series(series))) => series,
+            Ok(Some(SeriesFrame::Warning(w))) => {
                 if tx.send(StoreItem::Warning(w)).await.is_err() {
                     return;
                 }
                 continue;
             }
-            Frame::Hints(_) => continue,
+            Ok(Some(SeriesFrame::Other)) => continue,
+            Ok(None) => break,
+            Err(s) => {
+                let _ = tx.send(StoreItem::Failed(store_error(&address, &s))).await;
+                return;
+            }
         };
         let mut batch = Vec::with_capacity(series.len());
         for s in series {
@@ -480,21 +479,15 @@ fn store_error(address: &str, status: &tonic::Status) -> QueryError {
     }
 }
 
-/// The labels of a received series, moved out of the message, without `strip`.
+/// The labels of a received series without `strip`, validated.
 fn series_labels(
-    labels: Vec<thanos_proto::thanos::Label>,
+    mut labels: Vec<Label>,
     strip: &[String],
 ) -> Result<Labels, thanos_model::ModelError> {
-    Labels::new(
-        labels
-            .into_iter()
-            .filter(|l| !strip.contains(&l.name))
-            .map(|l| Label {
-                name: l.name,
-                value: l.value,
-            })
-            .collect(),
-    )
+    if !strip.is_empty() {
+        labels.retain(|l| !strip.contains(&l.name));
+    }
+    Labels::new(labels)
 }
 
 /// One store stream being merged: its receiver, the rest of the last batch received and
