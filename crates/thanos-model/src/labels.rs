@@ -168,6 +168,25 @@ impl Labels {
         self.get(METRIC_NAME)
     }
 
+    /// These labels without those named in `names`; a handle to the same set when none
+    /// of them is present. Only the kept labels are copied.
+    pub fn without(&self, names: &[&str]) -> Labels {
+        let dropped = |l: &Label| names.contains(&l.name.as_str());
+        if !self.0.iter().any(dropped) {
+            return self.clone();
+        }
+        Labels(self.0.iter().filter(|l| !dropped(l)).cloned().collect())
+    }
+
+    /// Only the labels named in `names`; a handle to the same set when all are kept.
+    pub fn keep(&self, names: &[&str]) -> Labels {
+        let kept = |l: &Label| names.contains(&l.name.as_str());
+        if self.0.iter().all(kept) {
+            return self.clone();
+        }
+        Labels(self.0.iter().filter(|l| kept(l)).cloned().collect())
+    }
+
     /// A builder initialised with these labels, to derive a modified set.
     pub fn builder(&self) -> LabelsBuilder {
         LabelsBuilder {
@@ -302,6 +321,18 @@ impl LabelsBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_drops_named_labels_and_shares_unchanged_sets() {
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "api"), ("a", "1")]);
+        let w = l.without(&["__name__", "__type__"]);
+        assert_eq!(w, Labels::from_pairs([("job", "api"), ("a", "1")]));
+        let same = w.without(&["__name__"]);
+        assert!(Arc::ptr_eq(&same.0, &w.0));
+        assert_eq!(l.keep(&["job", "x"]), Labels::from_pairs([("job", "api")]));
+        assert!(Arc::ptr_eq(&w.keep(&["a", "job"]).0, &w.0));
+        assert!(l.keep(&[]).is_empty());
+    }
 
     #[test]
     fn new_sorts_and_validates() {

@@ -328,12 +328,7 @@ const UNIT_LABEL: &str = "__unit__";
 
 /// Labels without `__name__` (and the `__type__`/`__unit__` metadata labels).
 pub(crate) fn without_name(l: &Labels) -> Labels {
-    if !l.contains(METRIC_NAME) && !l.contains(TYPE_LABEL) && !l.contains(UNIT_LABEL) {
-        return l.clone();
-    }
-    let mut b = l.builder();
-    b.del(METRIC_NAME).del(TYPE_LABEL).del(UNIT_LABEL);
-    b.build()
+    l.without(&[METRIC_NAME, TYPE_LABEL, UNIT_LABEL])
 }
 
 impl<'a> Evaluator<'a> {
@@ -1650,23 +1645,18 @@ pub(crate) fn expr_type(e: &Expr) -> &'static str {
 }
 
 fn match_group(l: &Labels, matching: &Option<LabelModifier>) -> Labels {
-    let mut b = l.builder();
     match matching {
         Some(LabelModifier::Include(ls)) => {
             let names: Vec<&str> = ls.labels.iter().map(String::as_str).collect();
-            b.keep(&names);
+            l.keep(&names)
         }
         Some(LabelModifier::Exclude(ls)) => {
-            for n in &ls.labels {
-                b.del(n);
-            }
-            b.del(METRIC_NAME);
+            let mut names: Vec<&str> = ls.labels.iter().map(String::as_str).collect();
+            names.push(METRIC_NAME);
+            l.without(&names)
         }
-        None => {
-            b.del(METRIC_NAME);
-        }
+        None => l.without(&[METRIC_NAME]),
     }
-    b.build()
 }
 
 /// Grouping labels of an aggregation and whether `__name__` survives grouping.
@@ -1675,17 +1665,12 @@ fn group_labels(l: &Labels, m: &Option<LabelModifier>) -> (Labels, bool) {
         None => (Labels::empty(), false),
         Some(LabelModifier::Include(ls)) => {
             let names: Vec<&str> = ls.labels.iter().map(String::as_str).collect();
-            let mut b = l.builder();
-            b.keep(&names);
-            (b.build(), names.contains(&METRIC_NAME))
+            (l.keep(&names), names.contains(&METRIC_NAME))
         }
         Some(LabelModifier::Exclude(ls)) => {
-            let mut b = l.builder();
-            for n in &ls.labels {
-                b.del(n);
-            }
-            b.del(METRIC_NAME).del(TYPE_LABEL).del(UNIT_LABEL);
-            (b.build(), false)
+            let mut names: Vec<&str> = ls.labels.iter().map(String::as_str).collect();
+            names.extend([METRIC_NAME, TYPE_LABEL, UNIT_LABEL]);
+            (l.without(&names), false)
         }
     }
 }
