@@ -269,8 +269,31 @@ fn gap_strategy() -> impl Strategy<Value = i64> {
     ]
 }
 
-/// Strictly increasing timestamps (starting possibly negative) with values that repeat.
+/// Strictly increasing timestamps (starting possibly negative) with values that repeat,
+/// or scrapes at a fixed interval whose values stay the same for runs of samples.
 fn samples_strategy() -> impl Strategy<Value = Vec<(i64, u64)>> {
+    prop_oneof![3 => irregular_samples(), 1 => steady_samples()]
+}
+
+/// Fixed-interval samples holding each value for a run (long stretches of unchanged
+/// timestamps deltas and values, which decode as runs of zero bits).
+fn steady_samples() -> impl Strategy<Value = Vec<(i64, u64)>> {
+    (
+        -(1i64 << 45)..(1i64 << 45),
+        prop_oneof![Just(15_000i64), 1i64..100_000],
+        prop::collection::vec((value_strategy(), 1usize..80), 0..8),
+    )
+        .prop_map(|(start, gap, runs)| {
+            runs.into_iter()
+                .flat_map(|(v, n)| std::iter::repeat_n(v, n))
+                .take(300)
+                .enumerate()
+                .map(|(i, v)| (start + i as i64 * gap, v))
+                .collect()
+        })
+}
+
+fn irregular_samples() -> impl Strategy<Value = Vec<(i64, u64)>> {
     (
         -(1i64 << 45)..(1i64 << 45),
         prop::collection::vec((gap_strategy(), value_strategy(), any::<bool>()), 0..300),

@@ -346,8 +346,19 @@ impl Cursor {
     /// Decodes sample `i >= 2`: a delta-of-delta timestamp and a value.
     #[inline(always)]
     fn step_next(&mut self, bits: &PaddedBits<'_>, i: usize, num: usize) -> Result<(), ChunkError> {
+        self.step_next_at(bits, bits.peek64(self.pos), i, num)
+    }
+
+    /// [`Cursor::step_next`] given the 64 bits at the position, `w`.
+    #[inline(always)]
+    fn step_next_at(
+        &mut self,
+        bits: &PaddedBits<'_>,
+        mut w: u64,
+        i: usize,
+        num: usize,
+    ) -> Result<(), ChunkError> {
         // One 64-bit window usually covers the timestamp and the value.
-        let mut w = bits.peek64(self.pos);
         let (used, dod) = if w >> 63 == 0 {
             (1, 0)
         } else if w >> 62 == 0b10 {
@@ -491,13 +502,59 @@ impl<'a> XorIterator<'a> {
         if let Some(e) = self.err {
             return Err(e);
         }
+        // Under a byte per sample, a chunk holds runs of unchanged samples (a plain
+        // changing counter takes several bytes per sample); only then is each sample
+        // checked for the start of a run, which costs changing samples about 10%.
+        if self.bits.data().len() < usize::from(self.num) {
+            self.decode_loop::<true>(mint, maxt, out)
+        } else {
+            self.decode_loop::<false>(mint, maxt, out)
+        }
+    }
+
+    #[inline(always)]
+    fn decode_loop<const RUNS: bool>(
+        self,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+    ) -> Result<(), ChunkError> {
         let num = usize::from(self.num);
+        let bit_len = self.bits.data().len() * 8;
         let mut c = self.c;
-        for i in usize::from(self.read)..num {
-            if i < 2 {
-                c.step_first(&self.bits, i, num)?;
+        let mut i = usize::from(self.read);
+        while i < num {
+            if i >= 2 {
+                let w = self.bits.peek64(c.pos);
+                // Two or more samples with the previous interval and value ("0" for the
+                // delta of deltas, "0" for the value: scrapes of a value that does not
+                // change) are read off the zero bits at once. Bits past the end are not
+                // taken, so a truncated chunk still fails in `step_next_at`.
+                let run = if RUNS && w >> 60 == 0 {
+                    (w.leading_zeros() as usize / 2)
+                        .min(num - i)
+                        .min(bit_len.saturating_sub(c.pos) / 2)
+                } else {
+                    0
+                };
+                if run > 0 {
+                    let v = f64::from_bits(c.v_bits);
+                    for _ in 0..run {
+                        c.t = c.t.wrapping_add(c.t_delta as i64);
+                        if c.t > maxt {
+                            return Ok(());
+                        }
+                        if c.t >= mint {
+                            out.push(Sample::new(c.t, v));
+                        }
+                    }
+                    c.pos += 2 * run;
+                    i += run;
+                    continue;
+                }
+                c.step_next_at(&self.bits, w, i, num)?;
             } else {
-                c.step_next(&self.bits, i, num)?;
+                c.step_first(&self.bits, i, num)?;
             }
             if c.t > maxt {
                 return Ok(());
@@ -505,6 +562,7 @@ impl<'a> XorIterator<'a> {
             if c.t >= mint {
                 out.push(Sample::new(c.t, f64::from_bits(c.v_bits)));
             }
+            i += 1;
         }
         Ok(())
     }
