@@ -13,7 +13,7 @@ use bytes::BufMut;
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 use tonic::Status;
-use tonic::codec::{BufferSettings, Codec, EncodeBuf, Encoder};
+use tonic::codec::{Codec, EncodeBuf, Encoder};
 
 use crate::thanos::series_response::Result as Frame;
 use crate::thanos::{AggrChunk, Chunk, Label, Series, SeriesResponse};
@@ -72,10 +72,6 @@ impl<T: Message + 'static> Encoder for ThanosEncoder<T> {
         }
         item.encode(buf)
             .map_err(|e| Status::internal(format!("encoding a message: {e}")))
-    }
-
-    fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::default()
     }
 }
 
@@ -209,7 +205,7 @@ fn write_series(s: &Series, buf: &mut impl BufMut) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::thanos::SeriesBatch;
     use bytes::Bytes;
@@ -230,7 +226,9 @@ mod tests {
         )
     }
 
-    fn series() -> impl Strategy<Value = Series> {
+    /// Random series: empty and long (multi-byte length) strings, zero and negative times,
+    /// absent and present aggregate chunks.
+    pub(crate) fn series() -> impl Strategy<Value = Series> {
         let label = ("[a-z_]{0,8}", "\\PC{0,140}").prop_map(|(name, value)| Label { name, value });
         let time = prop_oneof![Just(0i64), any::<i64>()];
         let aggr = (time.clone(), time, chunk(), chunk(), chunk(), chunk()).prop_map(

@@ -15,9 +15,6 @@ use tonic::{Status, Streaming};
 
 use crate::thanos::{AggrChunk, Chunk, SeriesRequest};
 
-/// The gRPC path of the Series method.
-pub const SERIES_PATH: &str = "/thanos.Store/Series";
-
 /// One decoded `SeriesResponse` frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SeriesFrame {
@@ -61,7 +58,7 @@ where
     request
         .extensions_mut()
         .insert(tonic::GrpcMethod::new("thanos.Store", "Series"));
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static(SERIES_PATH);
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(crate::method::STORE_SERIES);
     Ok(grpc
         .server_streaming(request, path, SeriesCodec)
         .await?
@@ -453,53 +450,15 @@ mod tests {
         })
     }
 
-    fn chunk_strategy() -> impl Strategy<Value = Option<Chunk>> {
-        proptest::option::of(
-            (
-                0i32..3,
-                proptest::collection::vec(any::<u8>(), 0..40),
-                any::<u64>(),
-            )
-                .prop_map(|(t, data, hash)| Chunk {
-                    r#type: t,
-                    data: Bytes::from(data),
-                    hash,
-                }),
-        )
-    }
-
-    fn series_strategy() -> impl Strategy<Value = Series> {
-        let label = ("[a-z_]{0,8}", "\\PC{0,12}")
-            .prop_map(|(name, value)| crate::thanos::Label { name, value });
-        let chunk = (
-            any::<i64>(),
-            any::<i64>(),
-            chunk_strategy(),
-            chunk_strategy(),
-            chunk_strategy(),
-        )
-            .prop_map(|(min_time, max_time, raw, count, counter)| AggrChunk {
-                min_time,
-                max_time,
-                raw,
-                count,
-                counter,
-                ..AggrChunk::default()
-            });
-        (
-            proptest::collection::vec(label, 0..6),
-            proptest::collection::vec(chunk, 0..4),
-        )
-            .prop_map(|(labels, chunks)| Series { labels, chunks })
-    }
-
     fn response_strategy() -> impl Strategy<Value = SeriesResponse> {
         prop_oneof![
-            series_strategy().prop_map(|s| SeriesResponse {
+            crate::codec::tests::series().prop_map(|s| SeriesResponse {
                 result: Some(Frame::Series(s))
             }),
-            proptest::collection::vec(series_strategy(), 0..5).prop_map(|series| SeriesResponse {
-                result: Some(Frame::Batch(SeriesBatch { series }))
+            proptest::collection::vec(crate::codec::tests::series(), 0..5).prop_map(|series| {
+                SeriesResponse {
+                    result: Some(Frame::Batch(SeriesBatch { series })),
+                }
             }),
             "\\PC{0,30}".prop_map(|w| SeriesResponse {
                 result: Some(Frame::Warning(w))

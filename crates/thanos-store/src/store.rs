@@ -804,53 +804,48 @@ impl BucketStore {
             limiter: Arc::clone(&ctx.limiter),
             _permit: permit,
         };
-        let mut cursors = Vec::with_capacity(work.len());
-        let mut tasks = tokio::task::JoinSet::new();
-        if work.iter().all(|(b, _)| b.is_local()) {
-            // Postings first, here: they come from the cache or a mapping, and their sizes
-            // say whether the rest is small enough to run on this task.
-            let mut expanded = Vec::with_capacity(work.len());
-            for (block, matchers) in work {
-                match self.block_postings(&block, &matchers, &ctx).await {
-                    Ok(refs) => expanded.push((block, refs)),
-                    Err(e) => return Ok(timed(vec![Err(e)], timer).left_stream()),
+        // Producers with the depth of their channel: mapped blocks read slabs ahead on the
+        // blocking pool, bucket blocks wait for the merge after each batch.
+        let producers: Vec<(Arc<BucketBlock>, Selection, usize)> =
+            if work.iter().all(|(b, _)| b.is_local()) {
+                // Postings first, here: they come from the cache or a mapping, and their
+                // sizes say whether the rest is small enough to run on this task.
+                let mut expanded = Vec::with_capacity(work.len());
+                for (block, matchers) in work {
+                    match self.block_postings(&block, &matchers, &ctx).await {
+                        Ok(refs) => expanded.push((block, refs)),
+                        Err(e) => return Ok(timed(vec![Err(e)], timer).left_stream()),
+                    }
                 }
-            }
-            let total: usize = expanded.iter().map(|(_, refs)| refs.len()).sum();
-            if total <= INLINE_SERIES {
-                let items = match self.series_inline(&expanded, &ctx, limit).await {
-                    Ok(series) => series.into_iter().map(Ok).collect(),
-                    Err(e) => vec![Err(e)],
-                };
-                return Ok(timed(items, timer).left_stream());
-            }
-            for (block, refs) in expanded {
-                let (tx, rx) = mpsc::channel(2);
-                tasks.spawn(self.clone().produce_block(
-                    block,
-                    Selection::Refs(refs),
-                    Arc::clone(&ctx),
-                    tx,
-                ));
-                cursors.push(Cursor {
-                    rx,
-                    batch: Vec::new().into_iter(),
-                });
-            }
-        } else {
-            for (block, ms) in work {
-                let (tx, rx) = mpsc::channel(1);
-                tasks.spawn(self.clone().produce_block(
-                    block,
-                    Selection::Matchers(ms),
-                    Arc::clone(&ctx),
-                    tx,
-                ));
-                cursors.push(Cursor {
-                    rx,
-                    batch: Vec::new().into_iter(),
-                });
-            }
+                let total: usize = expanded.iter().map(|(_, refs)| refs.len()).sum();
+                if total <= INLINE_SERIES {
+                    let items = match self.series_inline(&expanded, &ctx, limit).await {
+                        Ok(series) => series.into_iter().map(Ok).collect(),
+                        Err(e) => vec![Err(e)],
+                    };
+                    return Ok(timed(items, timer).left_stream());
+                }
+                expanded
+                    .into_iter()
+                    .map(|(block, refs)| (block, Selection::Refs(refs), 2))
+                    .collect()
+            } else {
+                work.into_iter()
+                    .map(|(block, ms)| (block, Selection::Matchers(ms), 1))
+                    .collect()
+            };
+        let mut cursors = Vec::with_capacity(producers.len());
+        let mut tasks = tokio::task::JoinSet::new();
+        for (block, selection, depth) in producers {
+            let (tx, rx) = mpsc::channel(depth);
+            tasks.spawn(
+                self.clone()
+                    .produce_block(block, selection, Arc::clone(&ctx), tx),
+            );
+            cursors.push(Cursor {
+                rx,
+                batch: Vec::new().into_iter(),
+            });
         }
         let (out_tx, out_rx) = mpsc::channel::<Result<Series>>(MERGED_SERIES_BUFFER);
         tokio::spawn(async move {
