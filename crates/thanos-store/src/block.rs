@@ -173,6 +173,20 @@ fn corrupt(block: Ulid, file: &str, e: &DecodeError) -> Error {
     }
 }
 
+/// Chunk records read by [`BucketBlock::load_chunks`]: encoding byte and data per chunk
+/// ref, sorted by ref.
+pub(crate) struct LoadedChunks(Vec<(u64, (u8, Bytes))>);
+
+impl LoadedChunks {
+    /// The encoding byte and data of chunk `r`, if it was loaded.
+    pub(crate) fn get(&self, r: u64) -> Option<&(u8, Bytes)> {
+        self.0
+            .binary_search_by_key(&r, |e| e.0)
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+}
+
 pub(crate) async fn spawn_blocking<T: Send + 'static>(
     what: String,
     f: impl FnOnce() -> Result<T> + Send + 'static,
@@ -686,21 +700,26 @@ impl BucketBlock {
             .collect())
     }
 
-    /// Fetches the chunk records of `refs` (deduplicated by the caller or not); returns
-    /// encoding byte and data per chunk ref.
+    /// Fetches the chunk records of `refs` (in any order, duplicates allowed); returns
+    /// the [`LoadedChunks`] sorted by chunk ref.
     pub(crate) async fn load_chunks(
         &self,
         refs: &[u64],
         limiter: &QueryLimiter,
-    ) -> Result<HashMap<u64, (u8, Bytes)>> {
+    ) -> Result<LoadedChunks> {
         let id = self.id();
-        let mut by_seg: HashMap<u32, BTreeSet<u32>> = HashMap::new();
-        for &r in refs {
-            let (seg, off) = thanos_tsdb::chunks::split_chunk_ref(r);
-            by_seg.entry(seg).or_default().insert(off);
-        }
-        let mut out = HashMap::with_capacity(refs.len());
-        for (seg, offsets) in by_seg {
+        // A chunk ref is the segment index in the high and the offset in the low 32 bits:
+        // sorted refs are grouped by segment, offsets ascending.
+        let mut sorted = refs.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut out = Vec::with_capacity(sorted.len());
+        for group in sorted.chunk_by(|a, b| a >> 32 == b >> 32) {
+            let seg = thanos_tsdb::chunks::split_chunk_ref(group[0]).0;
+            let offsets: Vec<u32> = group
+                .iter()
+                .map(|&r| thanos_tsdb::chunks::split_chunk_ref(r).1)
+                .collect();
             let file = thanos_tsdb::chunks::segment_name(seg);
             let Some((_, size)) = self.segments.get(seg as usize) else {
                 return Err(Error::Corrupt {
@@ -710,7 +729,6 @@ impl BucketBlock {
                     reason: format!("chunk reference into missing segment {seg}"),
                 });
             };
-            let offsets: Vec<u32> = offsets.into_iter().collect();
             let chunk_est = self.chunk_estimate();
             let ranges: Vec<Range<u64>> = offsets
                 .iter()
@@ -762,13 +780,13 @@ impl BucketBlock {
                 } else {
                     Bytes::copy_from_slice(raw.data)
                 };
-                out.insert(
+                out.push((
                     thanos_tsdb::chunks::chunk_ref(seg, off),
                     (raw.encoding, data),
-                );
+                ));
             }
         }
-        Ok(out)
+        Ok(LoadedChunks(out))
     }
 
     /// Label names of the block (from the index-header), without the all-postings key.

@@ -728,7 +728,7 @@ impl BucketStore {
         for (labels, metas) in entries {
             let mut chunks = Vec::with_capacity(metas.len());
             for m in &metas {
-                let Some((enc, bytes)) = data.get(&m.chunk_ref).cloned() else {
+                let Some((enc, bytes)) = data.get(m.chunk_ref).cloned() else {
                     return Err(Error::Corrupt {
                         block: block.id(),
                         file: "chunks".into(),
