@@ -101,9 +101,8 @@ fn write_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &d in &buf[i..] {
-        out.push(char::from(d));
-    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// Go's `'e'` layout with shortest digits: mantissa, `e`, sign, at least two exponent digits.
@@ -230,6 +229,12 @@ pub fn string(s: &str) -> String {
 pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
     let bytes = s.as_bytes();
+    // Label names and values rarely need escaping: check all bytes at once first.
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut plain_from = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &str = match b {
