@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use thanos_model::relabel::RelabelConfig;
 use thanos_proto::remote_write::VERSION_HEADER;
@@ -252,10 +252,12 @@ impl Handler {
         };
         if !self.inner.prober.is_ready() {
             outcome.result = Err(WriteError::NotReady);
+            drain(body).await;
             return outcome;
         }
         if let Err(err) = validate_tenant(tenant) {
             outcome.result = Err(err);
+            drain(body).await;
             return outcome;
         }
         let _pending = Pending::start(&self.inner.metrics.pending);
@@ -266,6 +268,7 @@ impl Handler {
                 Ok(permit) => Some(permit),
                 Err(_) => {
                     outcome.result = Err(WriteError::NotReady);
+                    drain(body).await;
                     return outcome;
                 }
             },
@@ -275,6 +278,7 @@ impl Handler {
         if let Some(limiter) = &self.inner.options.limiter {
             if let Err(err) = limiter.check_head_series(tenant) {
                 outcome.result = Err(err);
+                drain(body).await;
                 return outcome;
             }
             limits = limiter.write_limits(tenant, limits);
@@ -310,6 +314,7 @@ impl Handler {
     }
 
     /// Every check that needs no decoding, then reading the body within the size limit.
+    /// A body rejected unread is drained (see [`drain`]).
     async fn prepare(
         &self,
         headers: &HeaderMap,
@@ -317,6 +322,45 @@ impl Handler {
         limits: &WriteLimits,
         outcome: &mut Outcome,
     ) -> Result<(Protocol, i64, Bytes), WriteError> {
+        let (protocol, replica) = match self.check_headers(headers, limits, outcome) {
+            Ok(checked) => checked,
+            Err(err) => {
+                drain(body).await;
+                return Err(err);
+            }
+        };
+        let max = limits.max_body_bytes;
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        let mut body = body;
+        let mut read = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(max));
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|err| WriteError::ReadBody {
+                reason: err.to_string(),
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if read.len() + data.len() > max {
+                drain(body).await;
+                return Err(WriteError::BodyTooLarge {
+                    len: max as u64 + 1,
+                    max,
+                });
+            }
+            read.extend_from_slice(&data);
+        }
+        Ok((protocol, replica, read.freeze()))
+    }
+
+    /// The protocol and replica number of a request, and its declared length checked.
+    fn check_headers(
+        &self,
+        headers: &HeaderMap,
+        limits: &WriteLimits,
+        outcome: &mut Outcome,
+    ) -> Result<(Protocol, i64), WriteError> {
         let header = |name| {
             headers
                 .get(name)
@@ -351,18 +395,7 @@ impl Handler {
         {
             return Err(WriteError::BodyTooLarge { len, max });
         }
-        match Limited::new(body, max).collect().await {
-            Ok(collected) => Ok((protocol, replica, collected.to_bytes())),
-            Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-                Err(WriteError::BodyTooLarge {
-                    len: max as u64 + 1,
-                    max,
-                })
-            }
-            Err(err) => Err(WriteError::ReadBody {
-                reason: err.to_string(),
-            }),
-        }
+        Ok((protocol, replica))
     }
 
     /// Decodes and relabels (on the blocking pool) and distributes; returns (series,
@@ -416,6 +449,30 @@ impl Drop for Pending {
     fn drop(&mut self) {
         self.0.dec();
     }
+}
+
+/// Bytes of a rejected request body read and discarded before answering.
+const DRAIN_LIMIT: usize = 64 << 20;
+/// Time a rejected request body is read for before answering.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and discards what is left of a rejected request body (at most [`DRAIN_LIMIT`]
+/// bytes for at most [`DRAIN_TIMEOUT`]). The answer is sent once the sender has written its
+/// request: a connection closed with request bytes still unread is reset, and the sender
+/// may see the reset instead of the 4xx (and retry a request it must not).
+async fn drain(mut body: Body) {
+    let mut left = DRAIN_LIMIT;
+    let read = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                let Some(rest) = left.checked_sub(data.len()) else {
+                    return;
+                };
+                left = rest;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, read).await;
 }
 
 async fn receive(State(handler): State<Handler>, headers: HeaderMap, body: Body) -> Response {
