@@ -13,7 +13,7 @@ use bytes::BufMut;
 use prost::Message;
 use prost::encoding::{WireType, encoded_len_varint};
 use tonic::Status;
-use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::codec::{BufferSettings, Codec, EncodeBuf, Encoder};
 
 use crate::thanos::series_response::Result as Frame;
 use crate::thanos::{AggrChunk, Chunk, Label, Series, SeriesResponse};
@@ -84,8 +84,8 @@ impl<T: Message + 'static> Encoder for ThanosEncoder<T> {
             .map_err(|e| Status::internal(format!("encoding a message: {e}")))
     }
 
-    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
-        tonic::codec::BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD)
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD)
     }
 }
 

@@ -36,7 +36,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Reg
 use thanos_model::relabel::RelabelConfig;
 use thanos_proto::remote_write::VERSION_HEADER;
 use thanos_server::Prober;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::WriteError;
 use crate::forward::Distributor;
@@ -250,39 +250,14 @@ impl Handler {
             written: Written::default(),
             result: Ok(()),
         };
-        if !self.inner.prober.is_ready() {
-            outcome.result = Err(WriteError::NotReady);
-            drain(body).await;
-            return outcome;
-        }
-        if let Err(err) = validate_tenant(tenant) {
-            outcome.result = Err(err);
-            drain(body).await;
-            return outcome;
-        }
-        let _pending = Pending::start(&self.inner.metrics.pending);
-        // Moved into the blocking write, so it is held until the write really finished,
-        // even if the client goes away meanwhile.
-        let permit = match &self.inner.gate {
-            Some(gate) => match Arc::clone(gate).acquire_owned().await {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    outcome.result = Err(WriteError::NotReady);
-                    drain(body).await;
-                    return outcome;
-                }
-            },
-            None => None,
-        };
-        let mut limits = self.inner.options.limits;
-        if let Some(limiter) = &self.inner.options.limiter {
-            if let Err(err) = limiter.check_head_series(tenant) {
+        let (_pending, permit, limits) = match self.admit(tenant).await {
+            Ok(admitted) => admitted,
+            Err(err) => {
                 outcome.result = Err(err);
                 drain(body).await;
                 return outcome;
             }
-            limits = limiter.write_limits(tenant, limits);
-        }
+        };
         match self.prepare(headers, body, &limits, &mut outcome).await {
             Ok((protocol, replica, body)) => {
                 let this = self.clone();
@@ -313,6 +288,37 @@ impl Handler {
         outcome
     }
 
+    /// The checks of a request before its headers: readiness, tenant name, the write
+    /// concurrency gate and the tenant's head series limit. Returns the request's pending
+    /// count, its gate permit and the tenant's write limits.
+    async fn admit(
+        &self,
+        tenant: &str,
+    ) -> Result<(Pending, Option<OwnedSemaphorePermit>, WriteLimits), WriteError> {
+        if !self.inner.prober.is_ready() {
+            return Err(WriteError::NotReady);
+        }
+        validate_tenant(tenant)?;
+        let pending = Pending::start(&self.inner.metrics.pending);
+        // Moved into the blocking write, so it is held until the write really finished,
+        // even if the client goes away meanwhile.
+        let permit = match &self.inner.gate {
+            Some(gate) => Some(
+                Arc::clone(gate)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| WriteError::NotReady)?,
+            ),
+            None => None,
+        };
+        let mut limits = self.inner.options.limits;
+        if let Some(limiter) = &self.inner.options.limiter {
+            limiter.check_head_series(tenant)?;
+            limits = limiter.write_limits(tenant, limits);
+        }
+        Ok((pending, permit, limits))
+    }
+
     /// Every check that needs no decoding, then reading the body within the size limit.
     /// A body rejected unread is drained (see [`drain`]).
     async fn prepare(
@@ -322,7 +328,7 @@ impl Handler {
         limits: &WriteLimits,
         outcome: &mut Outcome,
     ) -> Result<(Protocol, i64, Bytes), WriteError> {
-        let (protocol, replica) = match self.check_headers(headers, limits, outcome) {
+        let (protocol, replica, declared) = match self.check_headers(headers, limits, outcome) {
             Ok(checked) => checked,
             Err(err) => {
                 drain(body).await;
@@ -330,11 +336,10 @@ impl Handler {
             }
         };
         let max = limits.max_body_bytes;
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
         let mut body = body;
-        let mut read = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(max));
+        // A declared length is within the limit (checked above).
+        let capacity = declared.and_then(|len| usize::try_from(len).ok());
+        let mut read = bytes::BytesMut::with_capacity(capacity.unwrap_or(0));
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|err| WriteError::ReadBody {
                 reason: err.to_string(),
@@ -354,13 +359,14 @@ impl Handler {
         Ok((protocol, replica, read.freeze()))
     }
 
-    /// The protocol and replica number of a request, and its declared length checked.
+    /// The protocol, replica number and declared body length of a request, the length
+    /// checked against the limit.
     fn check_headers(
         &self,
         headers: &HeaderMap,
         limits: &WriteLimits,
         outcome: &mut Outcome,
-    ) -> Result<(Protocol, i64), WriteError> {
+    ) -> Result<(Protocol, i64, Option<u64>), WriteError> {
         let header = |name| {
             headers
                 .get(name)
@@ -389,13 +395,13 @@ impl Handler {
                 })?,
         };
         let max = limits.max_body_bytes;
-        if let Some(len) =
-            header(header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok())
+        let declared = header(header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+        if let Some(len) = declared
             && len > max as u64
         {
             return Err(WriteError::BodyTooLarge { len, max });
         }
-        Ok((protocol, replica))
+        Ok((protocol, replica, declared))
     }
 
     /// Decodes and relabels (on the blocking pool) and distributes; returns (series,

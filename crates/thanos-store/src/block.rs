@@ -710,12 +710,13 @@ impl BucketBlock {
         let id = self.id();
         // A chunk ref is the segment index in the high and the offset in the low 32 bits:
         // sorted refs are grouped by segment, offsets ascending.
+        let segment = |r: &u64| thanos_tsdb::chunks::split_chunk_ref(*r).0;
         let mut sorted = refs.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
         let mut out = Vec::with_capacity(sorted.len());
-        for group in sorted.chunk_by(|a, b| a >> 32 == b >> 32) {
-            let seg = thanos_tsdb::chunks::split_chunk_ref(group[0]).0;
+        for group in sorted.chunk_by(|a, b| segment(a) == segment(b)) {
+            let seg = segment(&group[0]);
             let offsets: Vec<u32> = group
                 .iter()
                 .map(|&r| thanos_tsdb::chunks::split_chunk_ref(r).1)
