@@ -50,6 +50,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build_client(true)
         .build_server(true)
         .bytes(".")
+        // The model's label is the wire's: no conversion between the two.
+        .extern_path(".thanos.Label", "::thanos_model::Label")
         .codec_path("crate::codec::ThanosCodec")
         .compile_fds(fds)?;
     Ok(())

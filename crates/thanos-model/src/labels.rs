@@ -7,6 +7,10 @@
 use std::fmt;
 use std::sync::Arc;
 
+use bytes::{Buf, BufMut};
+use compact_str::CompactString;
+use prost::DecodeError;
+use prost::encoding::{self, DecodeContext, WireType};
 use xxhash_rust::xxh64::Xxh64;
 
 use crate::error::ModelError;
@@ -23,18 +27,69 @@ const STACK_HASH_BYTES: usize = 512;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Label {
     /// Label name.
-    pub name: String,
+    pub name: CompactString,
     /// Label value.
-    pub value: String,
+    pub value: CompactString,
 }
 
 impl Label {
     /// Creates a label from a name and a value.
-    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<CompactString>, value: impl Into<CompactString>) -> Self {
         Self {
             name: name.into(),
             value: value.into(),
         }
+    }
+}
+
+/// `Label` is also the StoreAPI's `thanos.Label` message (`string name = 1; string value
+/// = 2;`): the types generated in `thanos-proto` hold it directly, so label sets move
+/// between the model and the wire without copying their strings.
+impl prost::Message for Label {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        for (tag, s) in [(1, &self.name), (2, &self.value)] {
+            if !s.is_empty() {
+                encoding::encode_key(tag, WireType::LengthDelimited, buf);
+                encoding::encode_varint(s.len() as u64, buf);
+                buf.put_slice(s.as_bytes());
+            }
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        let (field, name) = match tag {
+            1 => (&mut self.name, "name"),
+            2 => (&mut self.value, "value"),
+            _ => return encoding::skip_field(wire_type, tag, buf, ctx),
+        };
+        // Decoded through prost's own string rules (wire type, length, UTF-8), then
+        // stored inline when short.
+        let mut s = String::new();
+        encoding::string::merge(wire_type, &mut s, buf, ctx).map_err(|mut e| {
+            e.push("Label", name);
+            e
+        })?;
+        *field = CompactString::from(s);
+        Ok(())
+    }
+
+    fn encoded_len(&self) -> usize {
+        [&self.name, &self.value]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| 1 + encoding::encoded_len_varint(s.len() as u64) + s.len())
+            .sum()
+    }
+
+    fn clear(&mut self) {
+        self.name.clear();
+        self.value.clear();
     }
 }
 
@@ -88,7 +143,7 @@ impl Labels {
         labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         for w in labels.windows(2) {
             if w[0].name == w[1].name {
-                return Err(ModelError::DuplicateLabelName(w[0].name.clone()));
+                return Err(ModelError::DuplicateLabelName(w[0].name.to_string()));
             }
         }
         if labels.iter().any(|l| l.name.is_empty()) {
@@ -110,8 +165,8 @@ impl Labels {
     /// name; on duplicate names the last pair wins; empty values are dropped.
     pub fn from_pairs<N, V, I>(pairs: I) -> Self
     where
-        N: Into<String>,
-        V: Into<String>,
+        N: Into<CompactString>,
+        V: Into<CompactString>,
         I: IntoIterator<Item = (N, V)>,
     {
         let mut b = LabelsBuilder::default();
@@ -276,7 +331,11 @@ pub struct LabelsBuilder {
 
 impl LabelsBuilder {
     /// Sets `name` to `value`, replacing an existing value; an empty value deletes the label.
-    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
+    pub fn set(
+        &mut self,
+        name: impl Into<CompactString>,
+        value: impl Into<CompactString>,
+    ) -> &mut Self {
         let name = name.into();
         let value = value.into();
         match self.labels.iter().position(|l| l.name == name) {
@@ -401,17 +460,50 @@ mod tests {
 
     #[test]
     fn into_vec_moves_unshared_labels_and_copies_shared_ones() {
-        let labels = Labels::from_pairs([("b", "2"), ("a", "1")]);
+        // Names longer than the inline capacity, so that they live on the heap and a
+        // move keeps their address.
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let labels = Labels::from_pairs([(b.as_str(), "2"), (a.as_str(), "1")]);
         let shared = labels.clone();
         let copied = labels.into_vec();
         assert_eq!(copied, shared.as_slice());
         let name_ptr = shared.as_slice()[0].name.as_ptr();
         let moved = shared.into_vec();
-        assert_eq!(moved, [Label::new("a", "1"), Label::new("b", "2")]);
+        assert_eq!(moved, [Label::new(a, "1"), Label::new(b, "2")]);
         assert_eq!(
             moved[0].name.as_ptr(),
             name_ptr,
             "the unshared string was copied"
         );
+    }
+
+    #[test]
+    fn label_is_the_wire_message() {
+        use prost::Message;
+        // Short strings are stored inline, long ones on the heap; both encode as prost's
+        // generated `string` fields would.
+        for (name, value) in [("job", "api"), ("n", "v".repeat(300).as_str()), ("", "")] {
+            let l = Label::new(name, value);
+            let bytes = l.encode_to_vec();
+            let mut expected = Vec::new();
+            for (tag, s) in [(1u8, name), (2, value)] {
+                if !s.is_empty() {
+                    expected.push(tag << 3 | 2);
+                    encoding::encode_varint(s.len() as u64, &mut expected);
+                    expected.extend_from_slice(s.as_bytes());
+                }
+            }
+            assert_eq!(bytes, expected);
+            assert_eq!(l.encoded_len(), bytes.len());
+            assert_eq!(Label::decode(bytes.as_slice()).unwrap(), l);
+        }
+        // Unknown fields are skipped; invalid UTF-8 and a wrong wire type are errors.
+        assert_eq!(
+            Label::decode([0x0a, 1, b'a', 0x18, 7, 0x12, 1, b'b'].as_slice()).unwrap(),
+            Label::new("a", "b")
+        );
+        let err = Label::decode([0x0a, 1, 0xff].as_slice()).unwrap_err();
+        assert!(err.to_string().contains("Label.name"), "{err}");
+        assert!(Label::decode([0x08, 1].as_slice()).is_err());
     }
 }

@@ -14,6 +14,7 @@ pub mod relabel;
 pub mod sample;
 
 pub use chunkenc::{ChunkError, Encoding, XorChunk, XorIterator};
+pub use compact_str::CompactString;
 pub use error::ModelError;
 pub use histogram::{CounterResetHint, FloatHistogram, Histogram, HistogramError, Span};
 pub use labels::{Label, Labels, LabelsBuilder};

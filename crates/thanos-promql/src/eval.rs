@@ -1796,7 +1796,7 @@ fn signature(l: &Labels, matching: &Option<LabelModifier>) -> u64 {
     let mut h = foldhash::quality::FixedState::default().build_hasher();
     match matching {
         Some(LabelModifier::Include(ls)) => {
-            for x in l.iter().filter(|x| ls.labels.contains(&x.name)) {
+            for x in l.iter().filter(|x| ls.labels.iter().any(|n| *n == x.name)) {
                 x.name.hash(&mut h);
                 x.value.hash(&mut h);
             }
@@ -1804,7 +1804,7 @@ fn signature(l: &Labels, matching: &Option<LabelModifier>) -> u64 {
         Some(LabelModifier::Exclude(ls)) => {
             for x in l
                 .iter()
-                .filter(|x| x.name != METRIC_NAME && !ls.labels.contains(&x.name))
+                .filter(|x| x.name != METRIC_NAME && !ls.labels.iter().any(|n| *n == x.name))
             {
                 x.name.hash(&mut h);
                 x.value.hash(&mut h);

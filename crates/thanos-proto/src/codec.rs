@@ -252,7 +252,8 @@ pub(crate) mod tests {
     /// Random series: empty and long (multi-byte length) strings, zero and negative times,
     /// absent and present aggregate chunks.
     pub(crate) fn series() -> impl Strategy<Value = Series> {
-        let label = ("[a-z_]{0,8}", "\\PC{0,140}").prop_map(|(name, value)| Label { name, value });
+        let label = ("[a-z_]{0,8}", "\\PC{0,140}")
+            .prop_map(|(name, value): (String, String)| Label::new(name, value));
         let time = prop_oneof![Just(0i64), any::<i64>()];
         let aggr = (time.clone(), time, chunk(), chunk(), chunk(), chunk()).prop_map(
             |(min_time, max_time, raw, sum, max, counter)| AggrChunk {

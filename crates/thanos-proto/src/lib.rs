@@ -53,6 +53,9 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub mod thanos {
     include!(concat!(env!("OUT_DIR"), "/thanos.rs"));
 
+    /// The `thanos.Label` message is the model's label type (see `thanos_model::Label`).
+    pub use thanos_model::Label;
+
     /// Proto package `thanos.info`: the Info API (`thanos.info.Info`).
     pub mod info {
         include!(concat!(env!("OUT_DIR"), "/thanos.info.rs"));

@@ -9,7 +9,7 @@
 //! hints frames are not decoded.
 
 use bytes::{Buf, Bytes};
-use thanos_model::Label;
+use thanos_model::{CompactString, Label};
 use tonic::codec::{Codec, DecodeBuf, Decoder};
 use tonic::{Status, Streaming};
 
@@ -209,10 +209,10 @@ impl<'a> Reader<'a> {
         Ok((start, end))
     }
 
-    fn string(&mut self) -> Result<String, FrameError> {
+    fn string(&mut self) -> Result<CompactString, FrameError> {
         let (s, e) = self.len_delimited()?;
         std::str::from_utf8(&self.frame[s..e])
-            .map(str::to_owned)
+            .map(CompactString::from)
             .map_err(|_| FrameError::Utf8(self.message))
     }
 
@@ -289,7 +289,7 @@ pub fn decode_frame(frame: &Bytes) -> Result<SeriesFrame, FrameError> {
             }
             2 => {
                 r.expect(field, wire_type, LEN)?;
-                out = SeriesFrame::Warning(r.string()?);
+                out = SeriesFrame::Warning(r.string()?.into_string());
                 member = field;
             }
             3 => {

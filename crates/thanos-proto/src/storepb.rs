@@ -4,7 +4,7 @@
 //! matchers and labels to and from the model types, the external-label rules of
 //! storeapi.md §5 and the shard selection of §6.
 
-use thanos_model::{Label as ModelLabel, Labels, MatchType, Matcher, ModelError};
+use thanos_model::{Labels, MatchType, Matcher, ModelError};
 
 use crate::thanos::series_response::Result as Frame;
 use crate::thanos::{Label, LabelMatcher, Series, SeriesResponse, ShardInfo, label_matcher};
@@ -172,37 +172,19 @@ pub fn matchers_to_proto(matchers: &[Matcher]) -> Vec<LabelMatcher> {
 
 /// Converts a label set into StoreAPI labels (already sorted).
 pub fn labels_to_proto(labels: &Labels) -> Vec<Label> {
-    labels
-        .iter()
-        .map(|l| Label {
-            name: l.name.clone(),
-            value: l.value.clone(),
-        })
-        .collect()
+    labels.as_slice().to_vec()
 }
 
-/// Converts a label set into StoreAPI labels, moving the strings out when the set is not
+/// Converts a label set into StoreAPI labels, moving the labels out when the set is not
 /// shared.
 pub fn labels_into_proto(labels: Labels) -> Vec<Label> {
-    labels
-        .into_vec()
-        .into_iter()
-        .map(|l| Label {
-            name: l.name,
-            value: l.value,
-        })
-        .collect()
+    labels.into_vec()
 }
 
 /// Converts StoreAPI labels into a validated label set (sorted; duplicate or empty names
 /// rejected).
 pub fn labels_from_proto(labels: &[Label]) -> Result<Labels, ModelError> {
-    Labels::new(
-        labels
-            .iter()
-            .map(|l| ModelLabel::new(l.name.clone(), l.value.clone()))
-            .collect(),
-    )
+    Labels::new(labels.to_vec())
 }
 
 /// Splits off the matchers on external labels: `None` when one of them rejects the
@@ -245,7 +227,7 @@ pub fn in_shard(labels: &Labels, shard: Option<&ShardInfo>) -> bool {
     }
     let mut buf = Vec::new();
     for l in labels {
-        if s.labels.contains(&l.name) == s.by {
+        if s.labels.iter().any(|n| *n == l.name) == s.by {
             buf.extend_from_slice(l.name.as_bytes());
             buf.push(0xff);
             buf.extend_from_slice(l.value.as_bytes());

@@ -485,7 +485,7 @@ fn series_labels(
     strip: &[String],
 ) -> Result<Labels, thanos_model::ModelError> {
     if !strip.is_empty() {
-        labels.retain(|l| !strip.contains(&l.name));
+        labels.retain(|l| !strip.iter().any(|s| *s == l.name));
     }
     Labels::new(labels)
 }

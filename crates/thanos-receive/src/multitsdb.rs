@@ -340,7 +340,7 @@ impl MultiTsdb {
         let (external, tenant_label) = guard.as_ref()?;
         let mut labels: BTreeMap<String, String> = external
             .iter()
-            .map(|l| (l.name.clone(), l.value.clone()))
+            .map(|l| (l.name.to_string(), l.value.to_string()))
             .collect();
         labels.insert(tenant_label.clone(), tenant.to_owned());
         Some(thanos_meta(labels))

@@ -276,7 +276,11 @@ impl ReceiveStore {
         Self {
             inner: Arc::new(Inner {
                 tsdb: OnceLock::new(),
-                external: Labels::from_pairs(external),
+                external: Labels::from_pairs(
+                    external
+                        .into_iter()
+                        .map(|(n, v)| (n.into(), v.into()) as (String, String)),
+                ),
                 tenant_label: tenant_label_name.into(),
             }),
         }
@@ -367,7 +371,7 @@ impl ReceiveStore {
                 continue;
             }
             names.extend(found);
-            names.extend(t.labels.iter().map(|l| l.name.clone()));
+            names.extend(t.labels.iter().map(|l| l.name.to_string()));
         }
         for w in &req.without_replica_labels {
             names.remove(w);

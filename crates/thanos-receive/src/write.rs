@@ -258,14 +258,7 @@ impl SeriesSamples {
     /// The series as a Thanos `prometheus_copy.TimeSeries` (for forwarding to a peer).
     pub fn to_proto(&self) -> prometheus_copy::TimeSeries {
         prometheus_copy::TimeSeries {
-            labels: self
-                .labels
-                .iter()
-                .map(|l| thanos_proto::thanos::Label {
-                    name: l.name.clone(),
-                    value: l.value.clone(),
-                })
-                .collect(),
+            labels: self.labels.as_slice().to_vec(),
             samples: self
                 .samples
                 .iter()

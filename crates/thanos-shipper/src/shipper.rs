@@ -338,7 +338,7 @@ impl Shipper {
         let id = meta.ulid;
         let labels: BTreeMap<String, String> = (inner.labels)()
             .iter()
-            .map(|l| (l.name.clone(), l.value.clone()))
+            .map(|l| (l.name.to_string(), l.value.to_string()))
             .collect();
         if labels.is_empty() {
             return Err(ShipperError::EmptyLabels { block: id });

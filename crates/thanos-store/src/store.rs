@@ -951,10 +951,10 @@ impl BucketStore {
                             return Ok(names);
                         }
                         for l in &series {
-                            names.extend(l.iter().map(|l| l.name.clone()));
+                            names.extend(l.iter().map(|l| l.name.to_string()));
                         }
                     }
-                    names.extend(b.ext_labels.iter().map(|l| l.name.clone()));
+                    names.extend(b.ext_labels.iter().map(|l| l.name.to_string()));
                     Ok::<_, Error>(names)
                 }
             })

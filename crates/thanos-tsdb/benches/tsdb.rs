@@ -28,7 +28,10 @@ fn big_index(dir: &Path) -> IndexReader {
     series.sort();
     let mut symbols: Vec<String> = series
         .iter()
-        .flat_map(|l| l.iter().flat_map(|x| [x.name.clone(), x.value.clone()]))
+        .flat_map(|l| {
+            l.iter()
+                .flat_map(|x| [x.name.to_string(), x.value.to_string()])
+        })
         .collect();
     symbols.sort();
     symbols.dedup();

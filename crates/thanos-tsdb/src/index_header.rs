@@ -310,7 +310,10 @@ mod tests {
         series.sort();
         let mut syms: Vec<String> = series
             .iter()
-            .flat_map(|l| l.iter().flat_map(|x| [x.name.clone(), x.value.clone()]))
+            .flat_map(|l| {
+                l.iter()
+                    .flat_map(|x| [x.name.to_string(), x.value.to_string()])
+            })
             .collect();
         syms.sort();
         syms.dedup();

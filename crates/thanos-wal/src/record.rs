@@ -728,12 +728,13 @@ impl<'a> Dec<'a> {
         }
     }
 
-    fn string(&mut self) -> Result<String, RecordError> {
+    /// A length-prefixed UTF-8 string, as a `String` or as a label's `CompactString`.
+    fn string<S: for<'s> From<&'s str>>(&mut self) -> Result<S, RecordError> {
         let start = self.pos;
         let len = self.count("string length", 1)?;
         let bytes = self.take(len)?;
         std::str::from_utf8(bytes)
-            .map(str::to_owned)
+            .map(S::from)
             .map_err(|_| RecordError::InvalidUtf8 {
                 record: self.record,
                 offset: start,
@@ -968,7 +969,7 @@ pub fn decode_metadata(rec: &[u8], out: &mut Vec<RefMetadata>) -> Result<(), Rec
                 ..RefMetadata::default()
             };
             for _ in 0..fields {
-                let name = d.string()?;
+                let name: String = d.string()?;
                 let value = d.string()?;
                 match name.as_str() {
                     UNIT_FIELD => m.unit = value,

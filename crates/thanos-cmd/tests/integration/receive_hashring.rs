@@ -145,7 +145,7 @@ impl Node {
                     .labels
                     .iter()
                     .find(|l| l.name == "s")
-                    .map(|l| l.value.clone())
+                    .map(|l| l.value.to_string())
                     .expect("series label s");
                 let samples = out.entry(id).or_default();
                 for chunk in s.chunks {

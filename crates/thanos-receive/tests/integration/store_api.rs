@@ -128,7 +128,7 @@ async fn series(f: &mut Fixture, req: SeriesRequest) -> Vec<Series> {
 fn labels_of(s: &Series) -> Vec<(String, String)> {
     s.labels
         .iter()
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect()
 }
 
@@ -342,7 +342,7 @@ async fn info_lists_tenants_and_reports_readiness() {
         .map(|s| {
             s.labels
                 .iter()
-                .map(|l| (l.name.clone(), l.value.clone()))
+                .map(|l| (l.name.to_string(), l.value.to_string()))
                 .collect()
         })
         .collect();

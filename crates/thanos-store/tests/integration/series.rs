@@ -288,7 +288,7 @@ async fn check_against_promtool(ds: &Dataset, store: BucketStore, registry: &Reg
     let ls: Vec<(String, String)> = resp.label_sets[0]
         .labels
         .iter()
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect();
     assert_eq!(
         ls,

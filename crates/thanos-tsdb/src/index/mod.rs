@@ -147,7 +147,10 @@ mod tests {
         let series = sample_series();
         let mut syms: Vec<String> = series
             .iter()
-            .flat_map(|l| l.iter().flat_map(|x| [x.name.clone(), x.value.clone()]))
+            .flat_map(|l| {
+                l.iter()
+                    .flat_map(|x| [x.name.to_string(), x.value.to_string()])
+            })
             .collect();
         syms.push(String::new());
         syms.sort();
@@ -176,7 +179,7 @@ mod tests {
                 refs.push((r, l.clone(), chunks));
                 for x in l {
                     expected
-                        .entry((x.name.clone(), x.value.clone()))
+                        .entry((x.name.to_string(), x.value.to_string()))
                         .or_default()
                         .push(r);
                 }

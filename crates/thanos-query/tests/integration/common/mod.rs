@@ -193,7 +193,7 @@ impl Store for FakeSvc {
             .0
             .select(&ms, &req.without_replica_labels)
             .iter()
-            .flat_map(|(l, _)| l.iter().map(|x| x.name.clone()).collect::<Vec<_>>())
+            .flat_map(|(l, _)| l.iter().map(|x| x.name.to_string()).collect::<Vec<_>>())
             .collect();
         names.sort();
         names.dedup();

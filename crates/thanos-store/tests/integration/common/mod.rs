@@ -287,7 +287,7 @@ pub fn series_lines(series: &[Series], mint: i64, maxt: i64, strip: &[&str]) -> 
             .labels
             .iter()
             .filter(|l| !strip.contains(&l.name.as_str()))
-            .map(|l| (l.name.clone(), l.value.clone()))
+            .map(|l| (l.name.to_string(), l.value.to_string()))
             .collect();
         let ls = format_labels(&labels);
         for c in &s.chunks {
