@@ -24,6 +24,9 @@ pub const HASH_SEP: u8 = 0xff;
 const STACK_HASH_BYTES: usize = 512;
 
 /// One label: a name and a value.
+///
+/// Both are [`CompactString`]s: up to 24 bytes are stored inline (in the space a `String`
+/// takes), so the common short names and values cost no allocation to create or clone.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Label {
     /// Label name.
