@@ -16,7 +16,7 @@ use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, EncodeBuf, Encoder};
 
 use crate::thanos::series_response::Result as Frame;
-use crate::thanos::{AggrChunk, Chunk, Label, Series, SeriesResponse};
+use crate::thanos::{AggrChunk, Chunk, Series, SeriesResponse};
 
 /// Initial size of a stream's encode buffer (tonic's default).
 const BUFFER_SIZE: usize = 8 * 1024;
@@ -137,10 +137,6 @@ fn varint_len(v: u64) -> usize {
     if v == 0 { 0 } else { 1 + encoded_len_varint(v) }
 }
 
-fn label_len(l: &Label) -> usize {
-    bytes_len(l.name.len()) + bytes_len(l.value.len())
-}
-
 fn chunk_len(c: &Chunk) -> usize {
     // An enum is an int32, sign-extended on the wire.
     varint_len(i64::from(c.r#type) as u64) + bytes_len(c.data.len()) + varint_len(c.hash)
@@ -169,7 +165,7 @@ fn aggr_len(c: &AggrChunk) -> usize {
 fn series_len(s: &Series) -> usize {
     s.labels
         .iter()
-        .map(|l| field_len(label_len(l)))
+        .map(|l| field_len(l.encoded_len()))
         .sum::<usize>()
         + s.chunks
             .iter()
@@ -209,7 +205,7 @@ fn write_varint(tag: u32, v: u64, buf: &mut impl BufMut) {
 
 fn write_series(s: &Series, buf: &mut impl BufMut) {
     for l in &s.labels {
-        put_head(1, WireType::LengthDelimited, label_len(l) as u64, buf);
+        put_head(1, WireType::LengthDelimited, l.encoded_len() as u64, buf);
         write_bytes(1, l.name.as_bytes(), buf);
         write_bytes(2, l.value.as_bytes(), buf);
     }
@@ -230,7 +226,7 @@ fn write_series(s: &Series, buf: &mut impl BufMut) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::thanos::SeriesBatch;
+    use crate::thanos::{Label, SeriesBatch};
     use bytes::Bytes;
     use proptest::prelude::*;
 

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
-use thanos_model::{Labels, Matcher};
+use thanos_model::{CompactString, Labels, Matcher};
 use thanos_proto::storepb::{
     SeriesStream, batch_series, finalize_labels, in_shard, labels_to_proto, matchers_from_proto,
     strip_external,
@@ -270,17 +270,13 @@ impl ReceiveStore {
         tenant_label_name: impl Into<String>,
     ) -> Self
     where
-        N: Into<String>,
-        V: Into<String>,
+        N: Into<CompactString>,
+        V: Into<CompactString>,
     {
         Self {
             inner: Arc::new(Inner {
                 tsdb: OnceLock::new(),
-                external: Labels::from_pairs(
-                    external
-                        .into_iter()
-                        .map(|(n, v)| (n.into(), v.into()) as (String, String)),
-                ),
+                external: Labels::from_pairs(external),
                 tenant_label: tenant_label_name.into(),
             }),
         }

@@ -258,7 +258,7 @@ impl SeriesSamples {
     /// The series as a Thanos `prometheus_copy.TimeSeries` (for forwarding to a peer).
     pub fn to_proto(&self) -> prometheus_copy::TimeSeries {
         prometheus_copy::TimeSeries {
-            labels: self.labels.as_slice().to_vec(),
+            labels: thanos_proto::storepb::labels_to_proto(&self.labels),
             samples: self
                 .samples
                 .iter()
