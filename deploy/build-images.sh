@@ -3,7 +3,7 @@
 # deploy/Containerfile with buildah, offline when --base scratch, and optionally checks them.
 #
 #   deploy/build-images.sh [--base scratch|ubi|IMAGE] [--binary PATH] [--tag TAG]
-#                          [--prefix NAME_PREFIX] [--check] [--check-only]
+#                          [--prefix NAME_PREFIX] [--pgo] [--check] [--check-only]
 #
 #   --base      runtime base: `scratch` (offline; statically linked binary expected),
 #               `ubi` (registry.access.redhat.com/ubi9/ubi-minimal, needs that registry) or
@@ -14,6 +14,9 @@
 #               RUSTFLAGS="-C target-feature=+crt-static".
 #               A dynamically linked binary is accepted for `scratch` test builds: its ELF
 #               loader and shared libraries (from ldd) are copied into the image.
+#   --pgo       without --binary: make the static release build profile-guided
+#               (deploy/pgo/build.sh --static; about 20 minutes, needs python3 and promtool).
+#               Release images are built this way.
 #   --tag       image tag (default: the version printed by `thanos --version`).
 #   --prefix    image name prefix (default: localhost/), e.g. a registry path.
 #   --check     after building, run every image's entrypoint with `<component> --version`
@@ -37,8 +40,9 @@ tag=""
 prefix="localhost/"
 check=false
 build=true
+pgo=false
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "build-images: $*" >&2; exit 1; }
 
 while [ $# -gt 0 ]; do
@@ -52,6 +56,7 @@ while [ $# -gt 0 ]; do
     --prefix) prefix="${2?--prefix needs a value}"; shift 2 ;;
     --prefix=*) prefix="${1#*=}"; shift ;;
     --check) check=true; shift ;;
+    --pgo) pgo=true; shift ;;
     --check-only) check=true; build=false; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
@@ -69,7 +74,11 @@ export BUILDAH_ISOLATION="${BUILDAH_ISOLATION:-chroot}"
 
 is_dynamic() { readelf -l "$1" 2>/dev/null | grep -q 'Requesting program interpreter'; }
 
-if [ -z "$binary" ] && $build; then
+if [ -z "$binary" ] && $build && $pgo; then
+  echo "==> no --binary: static profile-guided release build (deploy/pgo/build.sh --static)"
+  "$repo/deploy/pgo/build.sh" --static
+  binary="${CARGO_TARGET_DIR:-$repo/target}/pgo/x86_64-unknown-linux-gnu/release/thanos"
+elif [ -z "$binary" ] && $build; then
   echo "==> no --binary: static release build (cargo build --release, crt-static)"
   (cd "$repo" && RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release --locked -p thanos-cmd --bins --target x86_64-unknown-linux-gnu)

@@ -13,6 +13,9 @@
 #   WARMUP=1        untimed runs per query and system before timing (answers compared here)
 #   QUERIES=benches/promql/queries.txt
 #   THANOS_BIN=target/release/thanos   skip the build and use this binary instead
+#   PGO=1           measure the profile-guided build that release images ship: build it
+#                   with deploy/pgo/build.sh (about 20 minutes) unless THANOS_BIN is given
+#   BUILD_DESC      how the binary was built, for the report (PGO=1 sets it)
 #   KEEP=1          leave the processes' data and logs in target/bench-data/promql/run
 #   BENCH_DIR=target/bench-data/promql   where the dataset cache, run data, serve.env and
 #                   results go (several people benchmarking at once each use their own)
@@ -46,6 +49,10 @@ WARMUP="${WARMUP:-1}"
 QUERIES="${QUERIES:-$here/queries.txt}"
 KEEP="${KEEP:-0}"
 SERVE="${SERVE:-0}"
+PGO="${PGO:-0}"
+if [[ "$PGO" == 1 ]]; then
+  BUILD_DESC="${BUILD_DESC:-profile-guided build (deploy/pgo/build.sh)}"
+fi
 # 2026-01-01T00:00:00Z plus 13s: samples sit 13s past each 30s boundary, so no sample lies
 # on a range-selector boundary of the queries (see queries.txt).
 START=$((1767225600 + 13))
@@ -87,6 +94,10 @@ echo "run.sh: $nblocks blocks, $(du -sh "$data/blocks" | cut -f1)"
 # ---- binary
 if [[ -n "${THANOS_BIN:-}" ]]; then
   thanos="$THANOS_BIN"
+elif [[ "$PGO" == 1 ]]; then
+  echo "run.sh: profile-guided build (deploy/pgo/build.sh)"
+  nice deploy/pgo/build.sh --thanos-only
+  thanos="${CARGO_TARGET_DIR:-$root/target}/pgo/$(rustc -vV | sed -n 's/^host: //p')/release/thanos"
 else
   echo "run.sh: building thanos (release)"
   nice cargo build --release --quiet -p thanos-cmd --bin thanos
@@ -216,7 +227,7 @@ header="# PromQL latency: thanos query + store vs Prometheus 2.42
 - date: $(date -u '+%Y-%m-%d %H:%M UTC'); tree: commit $commit with $dirty uncommitted paths$binary_note
 - load average before the queries: $(cut -d' ' -f1-3 /proc/loadavg)
 - machine: $(nproc) CPUs ($cpu), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr)
-- thanos binary: $thanos (built $(date -u -r "$thanos" '+%Y-%m-%d %H:%M UTC'))
+- thanos binary: $thanos (built $(date -u -r "$thanos" '+%Y-%m-%d %H:%M UTC')${BUILD_DESC:+; $BUILD_DESC})
 - prometheus: $(prometheus --version 2>&1 | head -1)
 - dataset: $INSTANCES instances, ${HOURS}h at ${INTERVAL}s, $nblocks blocks, $samples_total samples, seed $SEED
 - query end time: $END ($(date -u -d "@$END" '+%Y-%m-%dT%H:%M:%SZ'))"
