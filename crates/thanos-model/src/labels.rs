@@ -100,12 +100,20 @@ impl prost::Message for Label {
 ///
 /// Ordering compares label by label (name, then value), then by length, which is the
 /// order Prometheus and the StoreAPI use to sort series.
-#[derive(Clone, Eq, Default)]
-pub struct Labels(Arc<[Label]>);
+///
+/// Clones share one allocation. A set may view a suffix of a shared allocation: dropping
+/// the leading labels (nearly always just `__name__`, which sorts first, as every function
+/// and most operators do) allocates and copies nothing.
+#[derive(Clone, Default)]
+pub struct Labels {
+    set: Arc<[Label]>,
+    /// Leading labels of `set` that are not part of this set.
+    skip: u32,
+}
 
 impl std::hash::Hash for Labels {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
+        self.as_slice().hash(state);
     }
 }
 
@@ -113,9 +121,11 @@ impl PartialEq for Labels {
     fn eq(&self, other: &Self) -> bool {
         // Handles of one set (merges compare a set with its own clone) are equal without
         // comparing strings.
-        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+        self.same_handle(other) || self.as_slice() == other.as_slice()
     }
 }
+
+impl Eq for Labels {}
 
 impl PartialOrd for Labels {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
@@ -125,17 +135,28 @@ impl PartialOrd for Labels {
 
 impl Ord for Labels {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        if Arc::ptr_eq(&self.0, &other.0) {
+        if self.same_handle(other) {
             return std::cmp::Ordering::Equal;
         }
-        self.0.cmp(&other.0)
+        self.as_slice().cmp(other.as_slice())
     }
 }
 
 impl Labels {
+    fn wrap(labels: Vec<Label>) -> Self {
+        Self {
+            set: labels.into(),
+            skip: 0,
+        }
+    }
+
+    fn same_handle(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.set, &other.set) && self.skip == other.skip
+    }
+
     /// The empty label set.
     pub fn empty() -> Self {
-        Self(Arc::from(Vec::new()))
+        Self::wrap(Vec::new())
     }
 
     /// Builds a validated label set: sorts by name and rejects empty names, duplicate
@@ -152,16 +173,17 @@ impl Labels {
         if labels.iter().any(|l| l.name.is_empty()) {
             return Err(ModelError::EmptyLabelName);
         }
-        Ok(Self(labels.into()))
+        Ok(Self::wrap(labels))
     }
 
     /// Wraps labels the caller guarantees are sorted by name with unique names.
     ///
     /// Use only for data that was validated already (decoded from a block index, produced
     /// by a builder); `debug_assert`s check the invariant in debug builds.
-    pub fn from_sorted_unchecked(labels: Vec<Label>) -> Self {
-        debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name));
-        Self(labels.into())
+    pub fn from_sorted_unchecked(labels: impl Into<Arc<[Label]>>) -> Self {
+        let set = labels.into();
+        debug_assert!(set.windows(2).all(|w| w[0].name < w[1].name));
+        Self { set, skip: 0 }
     }
 
     /// Convenience constructor from `(name, value)` pairs, for literals and tests: sorts by
@@ -181,39 +203,41 @@ impl Labels {
 
     /// Number of labels.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.as_slice().len()
     }
 
     /// True when there are no labels.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.as_slice().is_empty()
     }
 
     /// The labels as a sorted slice.
     pub fn as_slice(&self) -> &[Label] {
-        &self.0
+        &self.set[self.skip as usize..]
     }
 
     /// The labels in name order as a vector; their strings are moved out, not copied,
     /// when no other handle shares this set.
     pub fn into_vec(mut self) -> Vec<Label> {
-        match Arc::get_mut(&mut self.0) {
-            Some(labels) => labels.iter_mut().map(std::mem::take).collect(),
-            None => self.0.to_vec(),
+        let skip = self.skip as usize;
+        match Arc::get_mut(&mut self.set) {
+            Some(labels) => labels[skip..].iter_mut().map(std::mem::take).collect(),
+            None => self.as_slice().to_vec(),
         }
     }
 
     /// Iterates the labels in name order.
     pub fn iter(&self) -> std::slice::Iter<'_, Label> {
-        self.0.iter()
+        self.as_slice().iter()
     }
 
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        let labels = self.as_slice();
+        labels
             .binary_search_by(|l| l.name.as_str().cmp(name))
             .ok()
-            .map(|i| self.0[i].value.as_str())
+            .map(|i| labels[i].value.as_str())
     }
 
     /// True when label `name` is present.
@@ -227,28 +251,34 @@ impl Labels {
     }
 
     /// These labels without those named in `names`; a handle to the same set when none
-    /// of them is present. Only the kept labels are copied.
+    /// of them is present, and to the same allocation when the dropped labels lead the set
+    /// (as `__name__` does). Otherwise only the kept labels are copied.
     pub fn without(&self, names: &[&str]) -> Labels {
+        let labels = self.as_slice();
         let dropped = |l: &Label| names.contains(&l.name.as_str());
-        if !self.0.iter().any(dropped) {
-            return self.clone();
+        let leading = labels.iter().take_while(|l| dropped(l)).count();
+        if !labels[leading..].iter().any(dropped) {
+            let mut out = self.clone();
+            // at most u32::MAX labels fit in a set (one skip per dropped leading label)
+            out.skip += leading as u32;
+            return out;
         }
-        Labels(self.0.iter().filter(|l| !dropped(l)).cloned().collect())
+        Self::wrap(labels.iter().filter(|l| !dropped(l)).cloned().collect())
     }
 
     /// Only the labels named in `names`; a handle to the same set when all are kept.
     pub fn keep(&self, names: &[&str]) -> Labels {
         let kept = |l: &Label| names.contains(&l.name.as_str());
-        if self.0.iter().all(kept) {
+        if self.iter().all(kept) {
             return self.clone();
         }
-        Labels(self.0.iter().filter(|l| kept(l)).cloned().collect())
+        Self::wrap(self.iter().filter(|l| kept(l)).cloned().collect())
     }
 
     /// A builder initialised with these labels, to derive a modified set.
     pub fn builder(&self) -> LabelsBuilder {
         LabelsBuilder {
-            labels: self.0.to_vec(),
+            labels: self.as_slice().to_vec(),
         }
     }
 
@@ -260,7 +290,7 @@ impl Labels {
         // updates per label; larger ones are streamed.
         let mut buf = [0u8; STACK_HASH_BYTES];
         let mut len = 0;
-        for l in self.0.iter() {
+        for l in self.iter() {
             let (name, value) = (l.name.as_bytes(), l.value.as_bytes());
             let end = len + name.len() + value.len() + 2;
             if end > buf.len() {
@@ -289,7 +319,7 @@ impl Labels {
     }
 
     fn hash_into(&self, h: &mut Xxh64) {
-        for l in self.0.iter() {
+        for l in self.iter() {
             h.update(l.name.as_bytes());
             h.update(&[HASH_SEP]);
             h.update(l.value.as_bytes());
@@ -308,7 +338,7 @@ impl fmt::Debug for Labels {
 impl fmt::Display for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;
-        for (i, l) in self.0.iter().enumerate() {
+        for (i, l) in self.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
@@ -322,7 +352,7 @@ impl<'a> IntoIterator for &'a Labels {
     type Item = &'a Label;
     type IntoIter = std::slice::Iter<'a, Label>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.iter()
     }
 }
 
@@ -376,7 +406,7 @@ impl LabelsBuilder {
     pub fn build(&self) -> Labels {
         let mut labels = self.labels.clone();
         labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        Labels(labels.into())
+        Labels::wrap(labels)
     }
 }
 
@@ -385,14 +415,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dropping_leading_labels_shares_the_set() {
+        let full = Labels::from_pairs([("__name__", "up"), ("job", "a"), ("pod", "p")]);
+        let plain = Labels::from_pairs([("job", "a"), ("pod", "p")]);
+        let dropped = full.without(&[METRIC_NAME]);
+        assert!(Arc::ptr_eq(&dropped.set, &full.set));
+        assert_eq!(dropped, plain);
+        assert_eq!(dropped.cmp(&plain), std::cmp::Ordering::Equal);
+        assert_eq!(dropped.stable_hash(), plain.stable_hash());
+        let h = |l: &Labels| {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(l)
+        };
+        assert_eq!(h(&dropped), h(&plain));
+        assert_eq!(dropped.len(), 2);
+        assert_eq!(dropped.get("job"), Some("a"));
+        assert_eq!(dropped.get(METRIC_NAME), None);
+        assert_eq!(dropped.to_string(), plain.to_string());
+        // a view of a view; a set that differs only in the dropped label is not equal
+        let none = dropped.without(&["job", "pod"]);
+        assert!(none.is_empty() && Arc::ptr_eq(&none.set, &full.set));
+        assert_ne!(dropped, full);
+        assert!(dropped > full, "{dropped} sorts after {full}");
+        // the same allocation with another skip is another handle
+        assert_ne!(full.without(&["__name__"]), full);
+        assert_eq!(dropped.clone().into_vec(), plain.clone().into_vec());
+        drop(full);
+        assert_eq!(dropped.into_vec(), plain.into_vec());
+    }
+
+    #[test]
+    fn dropping_inner_labels_copies_the_kept_ones() {
+        let full = Labels::from_pairs([("__name__", "up"), ("job", "a"), ("pod", "p")]);
+        let dropped = full.without(&["job"]);
+        assert!(!Arc::ptr_eq(&dropped.set, &full.set));
+        assert_eq!(
+            dropped,
+            Labels::from_pairs([("__name__", "up"), ("pod", "p")])
+        );
+        let both = full.without(&["__name__", "pod"]);
+        assert_eq!(both, Labels::from_pairs([("job", "a")]));
+        assert!(Arc::ptr_eq(&full.without(&["x"]).set, &full.set));
+    }
+
+    #[test]
     fn without_drops_named_labels_and_shares_unchanged_sets() {
         let l = Labels::from_pairs([("__name__", "up"), ("job", "api"), ("a", "1")]);
         let w = l.without(&["__name__", "__type__"]);
         assert_eq!(w, Labels::from_pairs([("job", "api"), ("a", "1")]));
         let same = w.without(&["__name__"]);
-        assert!(Arc::ptr_eq(&same.0, &w.0));
+        assert!(Arc::ptr_eq(&same.set, &w.set));
         assert_eq!(l.keep(&["job", "x"]), Labels::from_pairs([("job", "api")]));
-        assert!(Arc::ptr_eq(&w.keep(&["a", "job"]).0, &w.0));
+        assert!(Arc::ptr_eq(&w.keep(&["a", "job"]).set, &w.set));
         assert!(l.keep(&[]).is_empty());
     }
 

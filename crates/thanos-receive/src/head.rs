@@ -294,7 +294,7 @@ impl MemSeries {
             self.labels
                 .pairs()
                 .map(|(n, v)| Label::new(text(n), text(v)))
-                .collect(),
+                .collect::<Vec<_>>(),
         )
     }
 

@@ -14,8 +14,10 @@ use thanos_model::{Labels, MatchType, Matcher};
 use thanos_objstore::{Bucket, Path};
 use thanos_tsdb::BlockMeta;
 use thanos_tsdb::encoding::{DecodeError, uvarint};
-use thanos_tsdb::index::{SERIES_ALIGNMENT, SeriesEntry, SeriesRef, decode_postings_list};
-use thanos_tsdb::index::{decode_series_entry, intersect, merge, without};
+use thanos_tsdb::index::{ChunkMeta, intersect, merge, without};
+use thanos_tsdb::index::{
+    SERIES_ALIGNMENT, SeriesEntry, SeriesRef, decode_postings_list, decode_series_entry_into,
+};
 use thanos_tsdb::index_header::{INDEX_HEADER_FILENAME, IndexHeader, build_index_header};
 use ulid::Ulid;
 
@@ -589,7 +591,7 @@ impl BucketBlock {
         refs: &[SeriesRef],
         cache: &IndexCache,
         limiter: &QueryLimiter,
-    ) -> Result<Vec<(Labels, SeriesEntry)>> {
+    ) -> Result<Vec<(Labels, Vec<ChunkMeta>)>> {
         let id = self.id();
         // Entries of a memory-mapped block are read straight from the mapping: caching
         // them would only duplicate the page cache and cost a lookup per series.
@@ -610,16 +612,18 @@ impl BucketBlock {
             }
         }
         let mut out = Vec::with_capacity(refs.len());
-        for (&r, entry) in refs.iter().zip(raw) {
+        // one entry decoded into at a time: its label references are reused, its chunk
+        // metas move out with the series
+        let mut entry = SeriesEntry::default();
+        for (&r, raw) in refs.iter().zip(raw) {
             let offset = r.saturating_mul(SERIES_ALIGNMENT);
-            let entry = entry.unwrap_or_default();
-            let entry =
-                decode_series_entry(&entry, offset).map_err(|e| corrupt(id, "index", &e))?;
+            decode_series_entry_into(&raw.unwrap_or_default(), offset, &mut entry)
+                .map_err(|e| corrupt(id, "index", &e))?;
             let labels = self
                 .header
                 .resolve_labels(&entry)
                 .map_err(|source| Error::Block { block: id, source })?;
-            out.push((labels, entry));
+            out.push((labels, std::mem::take(&mut entry.chunks)));
         }
         Ok(out)
     }

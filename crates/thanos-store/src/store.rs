@@ -674,9 +674,8 @@ impl BucketStore {
         let batch_size = self.inner.opts.series_batch_size.max(1);
         let mut kept: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
         for batch in refs.chunks(batch_size) {
-            for (labels, entry) in block.load_series(batch, &self.inner.cache, limiter).await? {
-                let chunks: Vec<ChunkMeta> = entry
-                    .chunks
+            for (labels, chunks) in block.load_series(batch, &self.inner.cache, limiter).await? {
+                let chunks: Vec<ChunkMeta> = chunks
                     .into_iter()
                     .filter(|c| c.min_time <= ctx.maxt && c.max_time >= ctx.mint)
                     .collect();

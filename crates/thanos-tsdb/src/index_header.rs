@@ -247,17 +247,31 @@ impl IndexHeader {
     /// Resolves the symbol references of a series entry (fetched by range read and decoded
     /// with [`crate::index::decode_series_entry`]) into a label set.
     pub fn resolve_labels(&self, entry: &SeriesEntry) -> Result<Labels> {
-        let mut out = Vec::with_capacity(entry.label_refs.len());
-        for &(n, v) in &entry.label_refs {
-            out.push(Label::new(self.symbol(n)?, self.symbol(v)?));
-        }
-        if out.windows(2).any(|w| w[0].name >= w[1].name) {
+        // Symbol ordinals follow the sorted symbol table, so names are sorted and unique
+        // exactly when their ordinals strictly increase.
+        if entry.label_refs.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(Error::invalid(
                 &self.file,
                 "series labels not sorted by name",
             ));
         }
-        Ok(Labels::from_sorted_unchecked(out))
+        // Collected from an iterator of known length: one allocation, the set's own.
+        let mut failed = None;
+        let labels: std::sync::Arc<[Label]> = entry
+            .label_refs
+            .iter()
+            .map(|&(n, v)| match (self.symbol(n), self.symbol(v)) {
+                (Ok(n), Ok(v)) => Label::new(n, v),
+                (Err(e), _) | (_, Err(e)) => {
+                    failed.get_or_insert(e);
+                    Label::default()
+                }
+            })
+            .collect();
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(Labels::from_sorted_unchecked(labels)),
+        }
     }
 
     /// Label names, sorted.

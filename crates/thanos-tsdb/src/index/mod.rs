@@ -13,6 +13,7 @@ mod writer;
 pub use postings::{intersect, merge, without};
 pub use reader::{
     DEFAULT_POSTINGS_SAMPLING, IndexReader, SeriesEntry, decode_postings_list, decode_series_entry,
+    decode_series_entry_into,
 };
 pub use writer::{IndexWriter, IndexWriterSummary};
 

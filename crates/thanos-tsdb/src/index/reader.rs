@@ -30,6 +30,19 @@ pub struct SeriesEntry {
 /// checked; `offset` is its absolute position, for errors. Usable on a byte range fetched
 /// from object storage.
 pub fn decode_series_entry(entry: &[u8], offset: u64) -> DecodeResult<SeriesEntry> {
+    let mut out = SeriesEntry::default();
+    decode_series_entry_into(entry, offset, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_series_entry`] into `out`, whose vectors are cleared and refilled: decoding
+/// many entries into one keeps their allocations (readers that move the chunk metas out
+/// per series still reuse the label references).
+pub fn decode_series_entry_into(
+    entry: &[u8],
+    offset: u64,
+    out: &mut SeriesEntry,
+) -> DecodeResult<()> {
     let mut d = Decbuf::with_base(entry, offset);
     let len = d.uvarint()?;
     let body_off = d.offset();
@@ -39,14 +52,18 @@ pub fn decode_series_entry(entry: &[u8], offset: u64) -> DecodeResult<SeriesEntr
     crate::encoding::verify_crc(body, stored, body_off)?;
     let mut d = Decbuf::with_base(body, body_off);
     let nlabels = d.uvarint()?;
-    let mut label_refs = Vec::with_capacity(nlabels.min(256) as usize);
+    let label_refs = &mut out.label_refs;
+    label_refs.clear();
+    label_refs.reserve(nlabels.min(256) as usize);
     for _ in 0..nlabels {
         let n = d.uvarint32()?;
         let v = d.uvarint32()?;
         label_refs.push((n, v));
     }
     let nchunks = d.uvarint()?;
-    let mut chunks = Vec::with_capacity(nchunks.min(4096) as usize);
+    let chunks = &mut out.chunks;
+    chunks.clear();
+    chunks.reserve(nchunks.min(4096) as usize);
     let mut prev: Option<ChunkMeta> = None;
     for _ in 0..nchunks {
         let c = match prev {
@@ -80,7 +97,7 @@ pub fn decode_series_entry(entry: &[u8], offset: u64) -> DecodeResult<SeriesEntr
             format!("{} trailing bytes in series entry", d.remaining()),
         ));
     }
-    Ok(SeriesEntry { label_refs, chunks })
+    Ok(())
 }
 
 /// Decodes the postings list whose `len` field is at the start of `list`; `offset` is its

@@ -24,11 +24,19 @@ impl SymbolTable {
         let count = d.be_u32()?;
         let base = d.offset();
         let mut entries = Vec::with_capacity(count as usize);
+        let mut prev: Option<&str> = None;
         for _ in 0..count {
-            let rel = u32::try_from(d.offset() - base)
-                .map_err(|_| DecodeError::invalid(d.offset(), "symbol table larger than 4 GiB"))?;
+            let at = d.offset();
+            let rel = u32::try_from(at - base)
+                .map_err(|_| DecodeError::invalid(at, "symbol table larger than 4 GiB"))?;
             entries.push(rel);
-            d.uvarint_str()?;
+            let symbol = d.uvarint_str()?;
+            // Lookups by value bisect, and label sets are ordered by ordinal: both rely on
+            // strictly increasing symbols.
+            if prev.is_some_and(|p| p >= symbol) {
+                return Err(DecodeError::invalid(at, "symbol table not sorted"));
+            }
+            prev = Some(symbol);
         }
         let end = d.offset();
         Ok(Self {
