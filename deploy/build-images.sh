@@ -74,15 +74,20 @@ export BUILDAH_ISOLATION="${BUILDAH_ISOLATION:-chroot}"
 
 is_dynamic() { readelf -l "$1" 2>/dev/null | grep -q 'Requesting program interpreter'; }
 
-if [ -z "$binary" ] && $build && $pgo; then
-  echo "==> no --binary: static profile-guided release build (deploy/pgo/build.sh --static)"
-  "$repo/deploy/pgo/build.sh" --static
-  binary="${CARGO_TARGET_DIR:-$repo/target}/pgo/x86_64-unknown-linux-gnu/release/thanos"
-elif [ -z "$binary" ] && $build; then
-  echo "==> no --binary: static release build (cargo build --release, crt-static)"
-  (cd "$repo" && RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-    cargo build --release --locked -p thanos-cmd --bins --target x86_64-unknown-linux-gnu)
-  binary="${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-gnu/release/thanos"
+if $pgo && [ -n "$binary" ]; then
+  die "--pgo builds the binary itself; it cannot be combined with --binary"
+fi
+if [ -z "$binary" ] && $build; then
+  if $pgo; then
+    echo "==> no --binary: static profile-guided release build (deploy/pgo/build.sh --static)"
+    "$repo/deploy/pgo/build.sh" --static
+    binary="${CARGO_TARGET_DIR:-$repo/target}/pgo/x86_64-unknown-linux-gnu/release/thanos"
+  else
+    echo "==> no --binary: static release build (cargo build --release, crt-static)"
+    (cd "$repo" && RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+      cargo build --release --locked -p thanos-cmd --bins --target x86_64-unknown-linux-gnu)
+    binary="${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-gnu/release/thanos"
+  fi
 fi
 
 if [ -n "$binary" ]; then

@@ -33,6 +33,9 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# the PromQL benchmark's query-file format and request building
+sys.path.insert(0, os.path.join(ROOT, "benches", "promql"))
+import compare as bench  # noqa: E402
 # 2026-01-01T00:00:13Z, as in the PromQL benchmark: samples sit 13s past each 30s boundary.
 START = 1767225600 + 13
 
@@ -50,27 +53,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def parse_duration(text):
-    units = {"s": 1, "m": 60, "h": 3600}
-    return int(text[:-1]) * units[text[-1]]
-
-
-def load_queries(path):
-    """(kind, range seconds, step seconds, query) for every line of a query file."""
-    out = []
-    for line in open(path, encoding="utf-8"):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        kind, query = (part.strip() for part in line.split("|", 1))
-        if kind == "instant":
-            out.append(("instant", 0, 0, query))
-        else:
-            _, rng, step = kind.split()
-            out.append(("range", parse_duration(rng), parse_duration(step), query))
-    return out
 
 
 class Api:
@@ -305,15 +287,11 @@ def main():
             f"{time.time() - t_load:.1f}s")
 
         t_q = time.time()
-        queries = load_queries(args.queries)
+        queries = bench.load_queries(args.queries)
         answered = 0
         for _ in range(args.repeat):
-            for kind, rng, step, query in queries:
-                if kind == "instant":
-                    api.data("/api/v1/query", {"query": query, "time": end})
-                else:
-                    api.data("/api/v1/query_range",
-                             {"query": query, "start": end - rng, "end": end, "step": step})
+            for query in queries:
+                api.data(*bench.request_for(query, end))
                 answered += 1
         # the same label APIs over blocks and over receive's head
         now = int(time.time())

@@ -143,7 +143,7 @@ impl Ord for Labels {
 }
 
 impl Labels {
-    fn wrap(labels: Vec<Label>) -> Self {
+    fn wrap(labels: impl Into<Arc<[Label]>>) -> Self {
         Self {
             set: labels.into(),
             skip: 0,
@@ -181,9 +181,9 @@ impl Labels {
     /// Use only for data that was validated already (decoded from a block index, produced
     /// by a builder); `debug_assert`s check the invariant in debug builds.
     pub fn from_sorted_unchecked(labels: impl Into<Arc<[Label]>>) -> Self {
-        let set = labels.into();
-        debug_assert!(set.windows(2).all(|w| w[0].name < w[1].name));
-        Self { set, skip: 0 }
+        let labels = Self::wrap(labels);
+        debug_assert!(labels.set.windows(2).all(|w| w[0].name < w[1].name));
+        labels
     }
 
     /// Convenience constructor from `(name, value)` pairs, for literals and tests: sorts by
@@ -259,11 +259,17 @@ impl Labels {
         let leading = labels.iter().take_while(|l| dropped(l)).count();
         if !labels[leading..].iter().any(dropped) {
             let mut out = self.clone();
-            // at most u32::MAX labels fit in a set (one skip per dropped leading label)
+            // `leading` is at most the set's length, which `skip` already counts within
             out.skip += leading as u32;
             return out;
         }
-        Self::wrap(labels.iter().filter(|l| !dropped(l)).cloned().collect())
+        Self::wrap(
+            labels
+                .iter()
+                .filter(|l| !dropped(l))
+                .cloned()
+                .collect::<Arc<[Label]>>(),
+        )
     }
 
     /// Only the labels named in `names`; a handle to the same set when all are kept.
@@ -272,7 +278,12 @@ impl Labels {
         if self.iter().all(kept) {
             return self.clone();
         }
-        Self::wrap(self.iter().filter(|l| kept(l)).cloned().collect())
+        Self::wrap(
+            self.iter()
+                .filter(|l| kept(l))
+                .cloned()
+                .collect::<Arc<[Label]>>(),
+        )
     }
 
     /// A builder initialised with these labels, to derive a modified set.

@@ -285,3 +285,37 @@ fn close_name(e: &mut NameEntry, last: Option<(String, u64)>, end: u64) {
     }
     e.end = end;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding::Encbuf;
+
+    /// A symbol table section (length, count, symbols, CRC) at offset 0.
+    fn section(symbols: &[&str]) -> FileBytes {
+        let mut e = Encbuf::new();
+        e.put_be_u32(0);
+        e.put_be_u32(symbols.len() as u32);
+        for s in symbols {
+            e.put_uvarint_str(s);
+        }
+        let mut bytes = e.clone().into_vec();
+        let len = (bytes.len() - 4) as u32;
+        bytes[..4].copy_from_slice(&len.to_be_bytes());
+        let mut e = Encbuf::new();
+        e.put_bytes(&bytes);
+        e.put_crc32c_from(4);
+        FileBytes::from_vec(e.into_vec())
+    }
+
+    #[test]
+    fn loads_sorted_symbols_and_rejects_unsorted_ones() {
+        let t = SymbolTable::load(section(&["", "a", "job", "up"]), 0).unwrap();
+        assert_eq!(t.lookup(2).unwrap(), "job");
+        assert_eq!(t.reverse("up").unwrap(), Some(3));
+        for bad in [&["a", "job", "b"][..], &["a", "a"][..]] {
+            let err = SymbolTable::load(section(bad), 0).err().unwrap();
+            assert!(err.to_string().contains("not sorted"), "{bad:?}: {err}");
+        }
+    }
+}
