@@ -13,8 +13,9 @@
 #   WARMUP=1        untimed runs per query and system before timing (answers compared here)
 #   QUERIES=benches/promql/queries.txt
 #   THANOS_BIN=target/release/thanos   skip the build and use this binary instead
-#   PGO=1           measure the profile-guided build that release images ship: build it
-#                   with deploy/pgo/build.sh (about 20 minutes) unless THANOS_BIN is given
+#   PGO=1           measure the profile-guided, BOLT-optimised build: build it with
+#                   deploy/pgo/build.sh --thanos-only (about 25 minutes; needs llvm-bolt,
+#                   Debian bolt-22) unless THANOS_BIN is given
 #   BUILD_DESC      how the binary was built, for the report (PGO=1 sets it)
 #   KEEP=1          leave the processes' data and logs in target/bench-data/promql/run
 #   BENCH_DIR=target/bench-data/promql   where the dataset cache, run data, serve.env and
@@ -51,7 +52,7 @@ KEEP="${KEEP:-0}"
 SERVE="${SERVE:-0}"
 PGO="${PGO:-0}"
 if [[ "$PGO" == 1 ]]; then
-  BUILD_DESC="${BUILD_DESC:-profile-guided build (deploy/pgo/build.sh)}"
+  BUILD_DESC="${BUILD_DESC:-profile-guided, BOLT-optimised build (deploy/pgo/build.sh)}"
 fi
 # 2026-01-01T00:00:00Z plus 13s: samples sit 13s past each 30s boundary, so no sample lies
 # on a range-selector boundary of the queries (see queries.txt).
@@ -95,7 +96,7 @@ echo "run.sh: $nblocks blocks, $(du -sh "$data/blocks" | cut -f1)"
 if [[ -n "${THANOS_BIN:-}" ]]; then
   thanos="$THANOS_BIN"
 elif [[ "$PGO" == 1 ]]; then
-  echo "run.sh: profile-guided build (deploy/pgo/build.sh)"
+  echo "run.sh: profile-guided, BOLT-optimised build (deploy/pgo/build.sh)"
   nice deploy/pgo/build.sh --thanos-only
   thanos="${CARGO_TARGET_DIR:-$root/target}/pgo/$(rustc -vV | sed -n 's/^host: //p')/release/thanos"
 else

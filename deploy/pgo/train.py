@@ -14,9 +14,13 @@ Runs the `thanos` binary the way a deployment does and exits non-zero if any ste
    head, plus series, label-name and label-value requests, and checks each answer;
 5. stops the processes with SIGTERM, so that instrumented binaries write their profiles.
 
+With --component-binaries, each component runs from its own binary beside --thanos
+(thanos-store, thanos-receive, thanos-query, which the release images ship) instead of as
+`thanos <component>`.
+
 With --profile-dir, the thanos processes write LLVM profiles there
-(LLVM_PROFILE_FILE=DIR/thanos-%p-%m.profraw) and the helpers (rw-load, s3-test-server) into
-WORK/helper-profiles, which the build ignores. Standard library only.
+(LLVM_PROFILE_FILE=DIR/thanos-%p-%m.profraw). Instrumented helpers (rw-load, s3-test-server)
+always write theirs into WORK/helper-profiles, which the build ignores. Standard library only.
 """
 
 import argparse
@@ -170,6 +174,8 @@ def make_blocks(args, data):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--thanos", required=True, help="the thanos binary to train")
+    p.add_argument("--component-binaries", action="store_true",
+                   help="run thanos-store, thanos-receive and thanos-query from beside --thanos")
     p.add_argument("--rw-load", required=True, help="the rw-load binary (thanos-test-support)")
     p.add_argument("--s3-server", required=True,
                    help="the s3-test-server binary (thanos-test-support)")
@@ -193,12 +199,14 @@ def main():
     if os.listdir(work):
         fail(f"{work} is not empty")
     env = dict(os.environ)
+    # the helpers come from the instrumented build of deploy/pgo/build.sh: their profiles
+    # are not wanted
     helper_env = dict(os.environ)
+    helper_env["LLVM_PROFILE_FILE"] = os.path.join(work, "helper-profiles", "%p-%m.profraw")
     if args.profile_dir:
         os.makedirs(args.profile_dir, exist_ok=True)
         env["LLVM_PROFILE_FILE"] = os.path.join(
             os.path.abspath(args.profile_dir), "thanos-%p-%m.profraw")
-        helper_env["LLVM_PROFILE_FILE"] = os.path.join(work, "helper-profiles", "%p-%m.profraw")
     t0 = time.time()
 
     data = os.path.join(work, "data")
@@ -213,6 +221,12 @@ def main():
     shutil.copytree(blocks, os.path.join(s3_root, "pgo"))
     with open(os.path.join(work, "fs.yml"), "w", encoding="utf-8") as f:
         f.write(f"type: FILESYSTEM\nconfig:\n  directory: {fs_bucket}\n")
+
+    def component(name):
+        """The command line start of one component."""
+        if args.component_binaries:
+            return [os.path.join(os.path.dirname(os.path.abspath(args.thanos)), f"thanos-{name}")]
+        return [args.thanos, name]
 
     procs = Processes(work)
     try:
@@ -235,21 +249,21 @@ def main():
         for name, objstore in (("store-fs", "fs.yml"), ("store-s3", "s3.yml")):
             grpc, http_port = free_port(), free_port()
             ports[name] = (grpc, http_port)
-            procs.start(name, [
-                args.thanos, "store", f"--data-dir={os.path.join(work, name)}",
+            procs.start(name, component("store") + [
+                f"--data-dir={os.path.join(work, name)}",
                 f"--objstore.config-file={os.path.join(work, objstore)}",
                 f"--grpc-address=127.0.0.1:{grpc}", f"--http-address=127.0.0.1:{http_port}",
             ], env)
         rw, r_grpc, r_http = free_port(), free_port(), free_port()
-        procs.start("receive", [
-            args.thanos, "receive", "--label=replica=\"0\"",
+        procs.start("receive", component("receive") + [
+            "--label=replica=\"0\"",
             f"--tsdb.path={os.path.join(work, 'receive')}",
             f"--remote-write.address=127.0.0.1:{rw}", f"--grpc-address=127.0.0.1:{r_grpc}",
             f"--http-address=127.0.0.1:{r_http}",
         ], env)
         q_grpc, q_http = free_port(), free_port()
-        procs.start("query", [
-            args.thanos, "query", f"--endpoint=127.0.0.1:{ports['store-fs'][0]}",
+        procs.start("query", component("query") + [
+            f"--endpoint=127.0.0.1:{ports['store-fs'][0]}",
             f"--endpoint=127.0.0.1:{ports['store-s3'][0]}", f"--endpoint=127.0.0.1:{r_grpc}",
             f"--grpc-address=127.0.0.1:{q_grpc}", f"--http-address=127.0.0.1:{q_http}",
         ], env)
