@@ -43,7 +43,7 @@ while [[ $# -gt 0 ]]; do
     --static) flags="$flags -C target-feature=+crt-static"; static=true ;;
     --thanos-only) bins=(--bin thanos); names=(thanos) ;;
     --no-bolt) bolt=false ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '/^set -euo/q; 2,$p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -60,17 +60,14 @@ if [[ ! -x "$profdata" ]]; then
 fi
 [[ -x "$profdata" ]] || { echo "build.sh: $profdata not found" >&2; exit 2; }
 
-# llvm-bolt and merge-fdata: LLVM_BOLT_DIR, PATH (also with a -NN suffix), /usr/lib/llvm-NN/bin
+# llvm-bolt and merge-fdata: in LLVM_BOLT_DIR, else on PATH, else in the newest
+# /usr/lib/llvm-NN/bin (where Debian's bolt-NN puts both)
 find_bolt_tool() {
-  local name="$1" found=""
+  local name="$1" found
   if [[ -n "${LLVM_BOLT_DIR:-}" ]]; then
     found="$LLVM_BOLT_DIR/$name"
-  elif command -v "$name" >/dev/null; then
-    found="$(command -v "$name")"
   else
-    found="$(compgen -c "$name-" | grep -E "^$name-[0-9]+$" | sort -t- -k3 -n | tail -n1 || true)"
-    [[ -n "$found" ]] && found="$(command -v "$found")"
-    [[ -n "$found" ]] || found="$(ls -d /usr/lib/llvm-*/bin/"$name" 2>/dev/null | sort -V | tail -n1 || true)"
+    found="$(command -v "$name" || ls -d /usr/lib/llvm-*/bin/"$name" 2>/dev/null | sort -V | tail -n1 || true)"
   fi
   [[ -n "$found" && -x "$found" ]] || {
     echo "build.sh: $name not found: install LLVM's BOLT (Debian: apt-get install bolt-22)," \
@@ -94,6 +91,17 @@ data="$target/pgo-data"
 rm -rf "$data"
 mkdir -p "$data/profiles"
 cd "$repo"
+
+# train THANOS WORK [train.py options]: the training workload, its scratch directory removed
+# after it (the helpers come from the instrumented build of step 1)
+train() {
+  local thanos="$1" work="$2"
+  shift 2
+  python3 deploy/pgo/train.py --thanos "$thanos" --rw-load "$bin/rw-load" \
+    --s3-server "$bin/s3-test-server" --work "$work" "$@"
+  rm -rf "$work"
+}
+
 # --target keeps RUSTFLAGS off build scripts and proc macros: only the binaries' code is
 # instrumented and optimised with the profile.
 echo "==> build.sh: instrumented build"
@@ -103,13 +111,11 @@ RUSTFLAGS="$flags -Cprofile-generate=$data/profiles" CARGO_TARGET_DIR="$target/p
 bin="$target/pgo-instrumented/$host/release"
 
 echo "==> build.sh: training"
-python3 deploy/pgo/train.py --thanos "$bin/thanos" --rw-load "$bin/rw-load" \
-  --s3-server "$bin/s3-test-server" --work "$data/work" --profile-dir "$data/profiles"
+train "$bin/thanos" "$data/work" --profile-dir "$data/profiles"
 shopt -s nullglob
 raw=("$data"/profiles/thanos-*.profraw)
 ((${#raw[@]})) || { echo "build.sh: training wrote no profiles" >&2; exit 1; }
 "$profdata" merge -o "$data/thanos.profdata" "${raw[@]}"
-rm -rf "$data/work"
 echo "==> build.sh: merged ${#raw[@]} profiles into $data/thanos.profdata"
 
 echo "==> build.sh: optimised build"
@@ -139,15 +145,11 @@ for name in "${names[@]}"; do
     || { cat "$bolt_dir/instrument-$name.log" >&2; exit 1; }
 done
 echo "==> build.sh: BOLT: training"
-python3 deploy/pgo/train.py --thanos "$bolt_dir/bin/thanos" --rw-load "$bin/rw-load" \
-  --s3-server "$bin/s3-test-server" --work "$bolt_dir/work"
-rm -rf "$bolt_dir/work"
+train "$bolt_dir/bin/thanos" "$bolt_dir/work"
 check_mode=()
 if ((${#names[@]} > 1)); then
   check_mode=(--component-binaries)
-  python3 deploy/pgo/train.py --thanos "$bolt_dir/bin/thanos" --component-binaries \
-    --rw-load "$bin/rw-load" --s3-server "$bin/s3-test-server" --work "$bolt_dir/work"
-  rm -rf "$bolt_dir/work"
+  train "$bolt_dir/bin/thanos" "$bolt_dir/work" --component-binaries
 fi
 echo "==> build.sh: BOLT: optimised binaries"
 for name in "${names[@]}"; do
@@ -162,7 +164,5 @@ for name in "${names[@]}"; do
 done
 rm -rf "$bolt_dir/bin"
 echo "==> build.sh: BOLT: the optimised binaries run the training workload once more"
-python3 deploy/pgo/train.py --thanos "$out/thanos" "${check_mode[@]}" --rw-load "$bin/rw-load" \
-  --s3-server "$bin/s3-test-server" --work "$bolt_dir/work" --repeat 1
-rm -rf "$bolt_dir/work"
+train "$out/thanos" "$bolt_dir/work" "${check_mode[@]}" --repeat 1
 echo "==> build.sh: binaries in $out"
